@@ -1,0 +1,220 @@
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"strings"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
+	"github.com/smallnest/rpcx/server"
+	"github.com/smallnest/rpcx/share"
+)
+
+// handle is the rpcx handler of gopyro's one route. It always answers with
+// a reply (never an rpcx error) so the caller gets a typed error.
+func (d *Daemon) handle(c *server.Context) error {
+	md := c.Metadata()
+	oneway := md[wire.MetaOneway] == "1"
+	gc, _ := c.Get(server.RemoteConnContextKey).(*wire.GuardConn)
+	payload, err := d.call(md, c.Payload(), gc, oneway)
+	if oneway {
+		if err != nil {
+			d.cfg.Logger.Debug("daemon: oneway call failed", "object", md[wire.MetaObject], "method", md[wire.MetaMethod], "err", err)
+		}
+		return nil
+	}
+	if err != nil {
+		if rm, ok := c.Get(share.ResMetaDataKey).(map[string]string); ok {
+			rm[wire.MetaError] = "1"
+		}
+		_ = c.Write(wire.EncodeError(err))
+		if gopyro.CodeOf(err) == gopyro.CodeSecurity && gc != nil {
+			_ = gc.Close()
+		}
+		return nil
+	}
+	_ = c.Write(payload)
+	return nil
+}
+
+func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, oneway bool) ([]byte, error) {
+	objID, name := md[wire.MetaObject], md[wire.MetaMethod]
+	op := "call " + name
+	fail := func(code gopyro.Code, format string, args ...any) ([]byte, error) {
+		return nil, &gopyro.Error{Code: code, Op: op, URI: objID, Message: fmt.Sprintf(format, args...)}
+	}
+	if d.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(md[wire.MetaAuth]), []byte(d.cfg.Token)) != 1 {
+		return fail(gopyro.CodeSecurity, "missing or wrong token")
+	}
+	if n := d.inflight.Add(1); n > int64(d.cfg.MaxInFlight) {
+		d.inflight.Add(-1)
+		if oneway {
+			d.cfg.Logger.Warn("daemon: in-flight limit reached; dropping oneway call", "object", objID, "method", name)
+		}
+		return fail(gopyro.CodeBusy, "daemon has %d calls in flight (its limit)", d.cfg.MaxInFlight)
+	}
+	defer d.inflight.Add(-1)
+	if !d.begin() {
+		return fail(gopyro.CodeClosed, "daemon is shutting down")
+	}
+	defer d.end()
+
+	d.mu.RLock()
+	e := d.objects[objID]
+	var cs *connState
+	if gc != nil {
+		cs = d.sessions[gc]
+	}
+	d.mu.RUnlock()
+	if e == nil {
+		return fail(gopyro.CodeNotFound, "unknown object %q", objID)
+	}
+	m := e.info.byName[name]
+	if m == nil {
+		return fail(gopyro.CodeNotFound, "object %q has no method %q (it has: %s)", objID, name, strings.Join(e.info.names(), ", "))
+	}
+	op = "call " + m.name
+	if int64(len(payload)) > d.cfg.MaxMessageSize {
+		return fail(gopyro.CodeProtocol, "arguments of %d bytes exceed the limit of %d", len(payload), d.cfg.MaxMessageSize)
+	}
+	if err := wire.Validate(payload); err != nil {
+		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
+	}
+	dec, err := wire.NewDecoder(payload)
+	if err != nil {
+		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
+	}
+	defer dec.Release()
+	n := dec.Len()
+	want := len(m.in)
+	if (!m.variadic && n != want) || (m.variadic && n < want-1) {
+		atLeast := ""
+		if m.variadic {
+			atLeast, want = "at least ", want-1
+		}
+		return fail(gopyro.CodeArgument, "%s takes %s%d argument%s, got %d", m.name, atLeast, want, plural(want), n)
+	}
+
+	ctx := d.ctx
+	if t, ok := wire.ParseTimeout(md[wire.MetaTimeout]); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	info := &CallInfo{ObjectID: objID, Method: name, CorrelationID: md[wire.MetaCorrelation], Oneway: oneway}
+	if gc != nil {
+		info.RemoteAddr = gc.RemoteAddr()
+	}
+	if cs != nil {
+		info.ConnID = cs.id
+	}
+	ctx = context.WithValue(ctx, callInfoKey{}, info)
+
+	args := make([]reflect.Value, 1, 2+n)
+	if m.ctx {
+		args = append(args, reflect.ValueOf(ctx))
+	}
+	for i := range n {
+		var t reflect.Type
+		if m.variadic && i >= len(m.in)-1 {
+			t = m.in[len(m.in)-1].Elem()
+		} else {
+			t = m.in[i]
+		}
+		v := reflect.New(t).Elem()
+		if err := dec.Next(i, v); err != nil {
+			return fail(gopyro.CodeArgument, "%v", err)
+		}
+		args = append(args, v)
+	}
+
+	recv, err := d.instance(ctx, e, cs)
+	if err != nil {
+		return nil, &gopyro.Error{Code: gopyro.CodeRemote, Op: op, URI: objID, RemoteType: fmt.Sprintf("%T", err),
+			Message: "cannot create instance: " + err.Error()}
+	}
+	args[0] = recv
+	out, err := d.invoke(m, args)
+	if err != nil {
+		return nil, err
+	}
+	enc := wire.NewEncoder()
+	defer enc.Release()
+	if err := enc.EncodeValues(out); err != nil {
+		return fail(gopyro.CodeProtocol, "cannot encode the results: %v", err)
+	}
+	return enc.Bytes(), nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// invoke calls the method, turning a returned error or a panic into the
+// error sent to the caller, and returns the non-error results.
+func (d *Daemon) invoke(m *method, args []reflect.Value) (out []reflect.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ge := &gopyro.Error{Code: gopyro.CodeRemote, Op: "call " + m.name, RemoteType: "panic", Message: fmt.Sprint(r)}
+			if re, ok := r.(error); ok {
+				ge.RemoteType = fmt.Sprintf("panic(%T)", re)
+			}
+			stack := debug.Stack()
+			if d.cfg.SendStacks {
+				ge.Stack = string(stack)
+			}
+			d.cfg.Logger.Error("daemon: method panicked", "method", m.name, "panic", ge.Message, "stack", string(stack))
+			out, err = nil, ge
+		}
+	}()
+	out = m.fn.Call(args)
+	if m.hasErr {
+		last := out[len(out)-1]
+		out = out[:len(out)-1]
+		if !last.IsNil() {
+			return nil, last.Interface().(error)
+		}
+	}
+	return out, nil
+}
+
+// instance returns the receiver for a call on e.
+func (d *Daemon) instance(ctx context.Context, e *entry, cs *connState) (reflect.Value, error) {
+	switch e.mode {
+	case Single:
+		return e.inst, nil
+	case PerCall:
+		return e.factory(ctx)
+	}
+	if cs == nil {
+		return reflect.Value{}, errors.New("session object called without a connection")
+	}
+	d.mu.RLock()
+	inst, ok := cs.instances[e.id]
+	d.mu.RUnlock()
+	if ok {
+		return inst, nil
+	}
+	inst, err := e.factory(ctx)
+	if err != nil {
+		return reflect.Value{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cur, ok := cs.instances[e.id]; ok { // a concurrent first call won
+		return cur, nil
+	}
+	if cs.instances == nil {
+		cs.instances = map[string]reflect.Value{}
+	}
+	cs.instances[e.id] = inst
+	return inst, nil
+}

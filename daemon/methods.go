@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+var (
+	ctxType   = reflect.TypeFor[context.Context]()
+	errorType = reflect.TypeFor[error]()
+)
+
+// method is one remotely callable method of a type.
+type method struct {
+	name     string        // Go name
+	fn       reflect.Value // the method expression: receiver first
+	ctx      bool          // takes context.Context first
+	in       []reflect.Type
+	variadic bool
+	out      []reflect.Type // results without the trailing error
+	hasErr   bool
+}
+
+// typeInfo is the method table of a type.
+type typeInfo struct {
+	typ     reflect.Type
+	byName  map[string]*method // Go names and aliases
+	methods []*method          // sorted by Go name
+	refused []string           // "Name: reason"
+}
+
+func newTypeInfo(t reflect.Type) *typeInfo {
+	ti := &typeInfo{typ: t, byName: map[string]*method{}}
+	for i := range t.NumMethod() {
+		m := t.Method(i)
+		if !m.IsExported() {
+			continue
+		}
+		mt, err := newMethod(m)
+		if err != nil {
+			ti.refused = append(ti.refused, m.Name+": "+err.Error())
+			continue
+		}
+		ti.methods = append(ti.methods, mt)
+	}
+	// Go names first, so an alias never hides a real name.
+	for _, m := range ti.methods {
+		ti.byName[m.name] = m
+	}
+	for _, m := range ti.methods {
+		for _, alias := range aliases(m.name) {
+			if _, taken := ti.byName[alias]; !taken {
+				ti.byName[alias] = m
+			}
+		}
+	}
+	return ti
+}
+
+func newMethod(m reflect.Method) (*method, error) {
+	ft := m.Type // receiver is In(0)
+	mt := &method{name: m.Name, fn: m.Func, variadic: ft.IsVariadic()}
+	first := 1
+	if ft.NumIn() > 1 && ft.In(1) == ctxType {
+		mt.ctx = true
+		first = 2
+	}
+	for i := first; i < ft.NumIn(); i++ {
+		in := ft.In(i)
+		if err := checkWireType(in, map[reflect.Type]bool{}); err != nil {
+			return nil, fmt.Errorf("parameter %d (%s): %v", i-first, in, err)
+		}
+		mt.in = append(mt.in, in)
+	}
+	n := ft.NumOut()
+	if n > 0 && ft.Out(n-1) == errorType {
+		mt.hasErr = true
+		n--
+	}
+	for i := range n {
+		out := ft.Out(i)
+		if err := checkWireType(out, map[reflect.Type]bool{}); err != nil {
+			return nil, fmt.Errorf("result %d (%s): %v", i, out, err)
+		}
+		mt.out = append(mt.out, out)
+	}
+	return mt, nil
+}
+
+// checkWireType reports why values of t cannot travel as msgpack.
+func checkWireType(t reflect.Type, seen map[reflect.Type]bool) error {
+	if seen[t] {
+		return nil
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+		return fmt.Errorf("%s values cannot be sent over the wire", t.Kind())
+	case reflect.Interface:
+		if t.NumMethod() != 0 && t != errorType {
+			return fmt.Errorf("interface %s cannot be decoded (only any and error can)", t)
+		}
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return checkWireType(t.Elem(), seen)
+	case reflect.Map:
+		if err := checkWireType(t.Key(), seen); err != nil {
+			return err
+		}
+		return checkWireType(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() || f.Tag.Get("msgpack") == "-" {
+				continue
+			}
+			if err := checkWireType(f.Type, seen); err != nil {
+				return fmt.Errorf("field %s: %v", f.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// aliases returns the other names by which Go method name reaches it: the
+// first letter lower-cased and the snake_case form.
+func aliases(name string) []string {
+	var out []string
+	r := []rune(name)
+	lower := string(unicode.ToLower(r[0])) + string(r[1:])
+	if lower != name {
+		out = append(out, lower)
+	}
+	if s := snakeCase(name); s != name && s != lower {
+		out = append(out, s)
+	}
+	return out
+}
+
+// snakeCase converts a Go name: OnewayEcho -> oneway_echo,
+// HTTPServer -> http_server, GetID -> get_id.
+func snakeCase(name string) string {
+	r := []rune(name)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) {
+			if i > 0 {
+				prev := r[i-1]
+				nextLower := i+1 < len(r) && unicode.IsLower(r[i+1])
+				if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {
+					b.WriteByte('_')
+				}
+			}
+			b.WriteRune(unicode.ToLower(c))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// names returns the Go names of the callable methods, sorted.
+func (ti *typeInfo) names() []string {
+	out := make([]string, len(ti.methods))
+	for i, m := range ti.methods {
+		out[i] = m.name
+	}
+	slices.Sort(out)
+	return out
+}

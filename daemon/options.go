@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/gopyro/gopyro"
+)
+
+// Default limits.
+const (
+	DefaultMaxMessageSize = 64 << 20
+	DefaultMaxInFlight    = 1024
+	DefaultMaxConns       = 1024
+)
+
+// Config holds a daemon's settings. The zero Config gives the defaults; the
+// CLI fills one from flags. Options applied to [New] change the same fields.
+type Config struct {
+	// MaxMessageSize is the largest request payload accepted, in bytes.
+	MaxMessageSize int64
+	// MaxInFlight bounds the calls running at once, oneway calls included.
+	// A call over the limit fails with gopyro.ErrBusy; a oneway call over
+	// the limit is dropped (and logged).
+	MaxInFlight int
+	// MaxConns bounds the open client connections; more are closed at once.
+	MaxConns int
+	// TLS, when set, makes the daemon speak TLS. Set ClientAuth to
+	// tls.RequireAndVerifyClientCert to require client certificates.
+	TLS *tls.Config
+	// Token, when set, is a shared secret every call must present
+	// (proxy.WithToken). A call with a wrong token fails with
+	// gopyro.ErrSecurity and its connection is closed.
+	Token string
+	// Advertise is the host:port written into URIs, for daemons behind NAT
+	// or bound to 0.0.0.0. Default: the listener's address.
+	Advertise string
+	// SendStacks includes the remote stack trace of a panicking method in
+	// the error sent to the caller.
+	SendStacks bool
+	// Logger receives the daemon's log lines. Default: discard.
+	Logger *slog.Logger
+}
+
+// Option changes a Config.
+type Option func(*Config)
+
+// WithConfig replaces the whole configuration (later options still apply).
+func WithConfig(c Config) Option { return func(dst *Config) { *dst = c } }
+
+// WithMaxMessageSize sets [Config.MaxMessageSize].
+func WithMaxMessageSize(n int64) Option { return func(c *Config) { c.MaxMessageSize = n } }
+
+// WithMaxInFlight sets [Config.MaxInFlight].
+func WithMaxInFlight(n int) Option { return func(c *Config) { c.MaxInFlight = n } }
+
+// WithMaxConns sets [Config.MaxConns].
+func WithMaxConns(n int) Option { return func(c *Config) { c.MaxConns = n } }
+
+// WithTLS sets [Config.TLS].
+func WithTLS(cfg *tls.Config) Option { return func(c *Config) { c.TLS = cfg } }
+
+// WithToken sets [Config.Token].
+func WithToken(secret string) Option { return func(c *Config) { c.Token = secret } }
+
+// WithAdvertise sets [Config.Advertise].
+func WithAdvertise(hostport string) Option { return func(c *Config) { c.Advertise = hostport } }
+
+// WithStacks sets [Config.SendStacks].
+func WithStacks(on bool) Option { return func(c *Config) { c.SendStacks = on } }
+
+// WithLogger sets [Config.Logger].
+func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+func (c *Config) fill() error {
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	bad := func(msg string) error {
+		return &gopyro.Error{Code: gopyro.CodeInvalid, Op: "daemon.New", Message: msg}
+	}
+	switch {
+	case c.MaxMessageSize < 1024:
+		return bad("MaxMessageSize must be at least 1024 bytes")
+	case c.MaxInFlight < 1:
+		return bad("MaxInFlight must be positive")
+	case c.MaxConns < 1:
+		return bad("MaxConns must be positive")
+	}
+	if c.Advertise != "" {
+		if _, err := splitHostPort(c.Advertise); err != nil {
+			return bad("Advertise: " + err.Error())
+		}
+	}
+	return nil
+}
+
+type hostPort struct {
+	host string
+	port int
+}
+
+func splitHostPort(s string) (hostPort, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return hostPort{}, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return hostPort{}, &gopyro.Error{Code: gopyro.CodeInvalid, Message: "bad port " + strconv.Quote(p)}
+	}
+	return hostPort{h, port}, nil
+}
+
+// RegisterOption changes how one object is registered.
+type RegisterOption func(*regConfig)
+
+type regConfig struct {
+	id     string
+	force  bool
+	oneway []string
+}
+
+// WithID registers the object under id instead of an automatic obj_<hex>.
+func WithID(id string) RegisterOption { return func(r *regConfig) { r.id = id } }
+
+// Force replaces an object already registered under the same id.
+func Force() RegisterOption { return func(r *regConfig) { r.force = true } }
+
+// WithOneway declares methods (Go names) as oneway in the object's
+// metadata, as Pyro's @oneway does: proxies that read the metadata call
+// them without waiting for a reply. Any method can still be called oneway
+// with proxy.Proxy.Oneway.
+func WithOneway(methods ...string) RegisterOption {
+	return func(r *regConfig) { r.oneway = append(r.oneway, methods...) }
+}

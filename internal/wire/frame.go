@@ -1,0 +1,112 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+)
+
+// rpcx frame layout: 12-byte header (magic 0x08, version, flags,
+// serialize type, 8-byte seq), then a uint32 big-endian body length, then
+// the body.
+const (
+	frameHeaderLen = 16
+	rpcxMagic      = 0x08
+	compressMask   = 0x1C
+)
+
+// ErrFrameTooLarge is returned by a [GuardConn] read when the peer announces
+// a frame larger than the limit. The connection is unusable afterwards.
+var ErrFrameTooLarge = errors.New("wire: frame exceeds the maximum message size")
+
+// GuardConn wraps a connection carrying rpcx frames and checks every frame
+// header as it is read: the magic byte, no compression (gopyro never
+// compresses, and a gzip frame could expand without bound) and the
+// announced body length against a limit. rpcx allocates the announced length
+// before reading it, so this check is what keeps a lying length header from
+// costing memory. A violation fails the Read, which makes rpcx drop the
+// connection.
+//
+// Reads must come from a single goroutine (as rpcx does); Write and Close
+// may be called concurrently.
+type GuardConn struct {
+	net.Conn
+	max int64
+
+	// Read state; only touched by the reading goroutine.
+	hdr     [frameHeaderLen]byte
+	hdrN    int   // bytes of the current header seen so far
+	bodyRem int64 // body bytes still to pass through
+	err     error // sticky read error
+
+	closeOnce sync.Once
+	onClose   func()
+}
+
+// NewGuardConn wraps c; max is the largest body accepted in bytes (at least
+// 64). onClose, if not nil, runs once when the connection is closed.
+func NewGuardConn(c net.Conn, max int64, onClose func()) *GuardConn {
+	return &GuardConn{Conn: c, max: max, onClose: onClose}
+}
+
+// Read implements net.Conn, checking frame headers in the data it returns.
+func (g *GuardConn) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.Conn.Read(p)
+	if n > 0 {
+		if cerr := g.scan(p[:n]); cerr != nil {
+			g.err = cerr
+			return 0, cerr
+		}
+	}
+	return n, err
+}
+
+// scan advances the frame parser over b.
+func (g *GuardConn) scan(b []byte) error {
+	for len(b) > 0 {
+		if g.bodyRem > 0 {
+			k := min(int64(len(b)), g.bodyRem)
+			g.bodyRem -= k
+			b = b[k:]
+			continue
+		}
+		k := copy(g.hdr[g.hdrN:], b)
+		g.hdrN += k
+		b = b[k:]
+		if g.hdrN < frameHeaderLen {
+			if g.hdr[0] != rpcxMagic {
+				return fmt.Errorf("wire: bad magic byte 0x%02x: not a gopyro peer", g.hdr[0])
+			}
+			continue
+		}
+		if g.hdr[0] != rpcxMagic {
+			return fmt.Errorf("wire: bad magic byte 0x%02x: not a gopyro peer", g.hdr[0])
+		}
+		if g.hdr[2]&compressMask != 0 {
+			return errors.New("wire: compressed frames are not accepted")
+		}
+		n := int64(binary.BigEndian.Uint32(g.hdr[12:16]))
+		if n > g.max {
+			return fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, g.max)
+		}
+		g.bodyRem = n
+		g.hdrN = 0
+	}
+	return nil
+}
+
+// Close closes the connection and runs the close hook once.
+func (g *GuardConn) Close() error {
+	err := g.Conn.Close()
+	g.closeOnce.Do(func() {
+		if g.onClose != nil {
+			g.onClose()
+		}
+	})
+	return err
+}

@@ -1,0 +1,89 @@
+package wire
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/smallnest/rpcx/client"
+	rpcxlog "github.com/smallnest/rpcx/log"
+	"github.com/smallnest/rpcx/protocol"
+	"github.com/smallnest/rpcx/server"
+)
+
+// ServeNetwork is the network name gopyro passes to rpcx's ServeListener.
+// It is deliberately not "tcp": for tcp rpcx puts a cmux in front of the
+// listener (for its HTTP gateway and JSON-RPC), which would hide gopyro's
+// connection wrapper and cost a goroutine per connection.
+const ServeNetwork = "gopyro"
+
+// FrameOverhead is added to a configured maximum message size to get the
+// maximum frame body: route names and metadata travel in the frame too.
+const FrameOverhead = 64 << 10
+
+var quietOnce sync.Once
+
+// QuietRPCX replaces rpcx's package-global logger, which writes to stdout by
+// default, with one that discards. It runs once per process, before the
+// first gopyro server or client starts; gopyro reports what matters through
+// its own errors and the daemon's *slog.Logger.
+func QuietRPCX() {
+	quietOnce.Do(rpcxlog.SetDummyLogger)
+}
+
+// NewServer returns an rpcx server with gopyro's one route and rpcx's HTTP
+// gateway and JSON-RPC turned off.
+func NewServer(h server.Handler) *server.Server {
+	QuietRPCX()
+	s := server.NewServer()
+	s.DisableHTTPGateway = true
+	s.DisableJSONRPC = true
+	s.AddHandler(ServicePath, ServiceMethod, h) // before Serve: the router map is not locked
+	return s
+}
+
+// DialOptions configures [Dial].
+type DialOptions struct {
+	TLS            *tls.Config
+	MaxFrame       int64         // largest reply frame body accepted
+	ConnectTimeout time.Duration // 0: 5s
+}
+
+// Dial connects an rpcx client to network/address. The connection is
+// wrapped in a [GuardConn] so a hostile server cannot make the client
+// allocate more than MaxFrame for one reply.
+func Dial(ctx context.Context, network, address string, o DialOptions) (*client.Client, error) {
+	QuietRPCX()
+	opt := client.DefaultOption
+	opt.SerializeType = protocol.SerializeNone
+	opt.Retries = 0
+	opt.TLSConfig = o.TLS
+	opt.ConnectTimeout = o.ConnectTimeout
+	if opt.ConnectTimeout == 0 {
+		opt.ConnectTimeout = 5 * time.Second
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if rem := time.Until(dl); rem < opt.ConnectTimeout {
+			opt.ConnectTimeout = max(rem, time.Millisecond)
+		}
+	}
+	c := client.NewClient(opt)
+	pc := client.NewPluginContainer()
+	pc.Add(guardPlugin{max: o.MaxFrame})
+	c.Plugins = pc
+	if err := c.Connect(network, address); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+type guardPlugin struct{ max int64 }
+
+func (g guardPlugin) ConnCreated(c net.Conn) (net.Conn, error) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return NewGuardConn(c, g.max, nil), nil
+}

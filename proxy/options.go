@@ -1,0 +1,49 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"time"
+)
+
+// DefaultMaxMessageSize bounds a reply unless [WithMaxMessageSize] says
+// otherwise.
+const DefaultMaxMessageSize = 64 << 20
+
+type config struct {
+	timeout        time.Duration
+	connectTimeout time.Duration
+	tls            *tls.Config
+	token          string
+	maxMessage     int64
+	retries        int
+	resolver       Resolver
+}
+
+// Option configures a Proxy.
+type Option func(*config)
+
+// WithTimeout bounds every call whose context has no deadline. Default: no
+// bound.
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithConnectTimeout bounds dialing. Default 5s.
+func WithConnectTimeout(d time.Duration) Option { return func(c *config) { c.connectTimeout = d } }
+
+// WithTLS makes the proxy speak TLS with cfg.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+
+// WithToken sends a shared secret with every call (see daemon.WithToken).
+func WithToken(secret string) Option { return func(c *config) { c.token = secret } }
+
+// WithMaxMessageSize bounds the size of a reply. Default 64 MiB.
+func WithMaxMessageSize(n int64) Option { return func(c *config) { c.maxMessage = n } }
+
+// WithRetries retries a call up to n times when the connection fails
+// (CodeCommunication), on a fresh connection. Only use it for idempotent
+// methods: a call whose reply was lost may have run. Default 0.
+func WithRetries(n int) Option { return func(c *config) { c.retries = n } }
+
+// WithResolver sets how PYRONAME and PYROMETA URIs are resolved. Default:
+// [NameServerResolver] with the name server named in the URI or found by
+// the environment (GOPYRO_NS_HOST, GOPYRO_NS_PORT) or on localhost:9090.
+func WithResolver(r Resolver) Option { return func(c *config) { c.resolver = r } }

@@ -1,0 +1,363 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
+	"github.com/smallnest/rpcx/client"
+	"github.com/smallnest/rpcx/protocol"
+)
+
+// Proxy calls the methods of one remote object. Create it with [New]; it is
+// safe for concurrent use. Close it when done.
+type Proxy struct {
+	uri gopyro.URI // as given to New
+	cfg config
+	seq atomic.Uint64
+
+	mu       sync.Mutex
+	target   gopyro.URI     // resolved PYRO URI; zero until resolved; guarded by mu
+	cl       *client.Client // current connection; guarded by mu
+	closed   bool           // guarded by mu
+	metadata *Metadata      // cached by Metadata; guarded by mu
+}
+
+// New returns a proxy for uri (a string or a gopyro.URI). It does not
+// connect: the first call does.
+func New(uri any, opts ...Option) (*Proxy, error) {
+	var u gopyro.URI
+	switch x := uri.(type) {
+	case string:
+		var err error
+		if u, err = gopyro.Parse(x); err != nil {
+			return nil, err
+		}
+	case gopyro.URI:
+		if x.IsZero() {
+			return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: "zero URI"}
+		}
+		u = x
+	case fmt.Stringer:
+		return New(x.String(), opts...)
+	default:
+		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: fmt.Sprintf("uri must be a string or gopyro.URI, not %T", uri)}
+	}
+	p := &Proxy{uri: u, cfg: config{maxMessage: DefaultMaxMessageSize}}
+	for _, o := range opts {
+		o(&p.cfg)
+	}
+	if p.cfg.maxMessage < 1024 {
+		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: "max message size must be at least 1024 bytes"}
+	}
+	if p.cfg.resolver == nil {
+		p.cfg.resolver = &NameServerResolver{Options: []Option{WithTLS(p.cfg.tls), WithToken(p.cfg.token), WithConnectTimeout(p.cfg.connectTimeout)}}
+	}
+	if u.Scheme == gopyro.SchemePyro {
+		p.target = u
+	}
+	p.seq.Store(wire.SeqBase)
+	return p, nil
+}
+
+// URI returns the URI the proxy was made with.
+func (p *Proxy) URI() gopyro.URI { return p.uri }
+
+// Target returns the PYRO URI the proxy calls, resolving a PYRONAME or
+// PYROMETA URI first if needed.
+func (p *Proxy) Target(ctx context.Context) (gopyro.URI, error) {
+	return p.resolve(ctx)
+}
+
+func (p *Proxy) resolve(ctx context.Context) (gopyro.URI, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return gopyro.URI{}, p.errClosed()
+	}
+	t := p.target
+	p.mu.Unlock()
+	if !t.IsZero() {
+		return t, nil
+	}
+	t, err := p.cfg.resolver.Resolve(ctx, p.uri)
+	if err != nil {
+		return gopyro.URI{}, err
+	}
+	if t.Scheme != gopyro.SchemePyro {
+		return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeProtocol, Op: "resolve", URI: p.uri.String(),
+			Message: "resolver returned " + t.String() + ", not a PYRO uri"}
+	}
+	p.mu.Lock()
+	p.target = t
+	p.mu.Unlock()
+	return t, nil
+}
+
+func (p *Proxy) errClosed() error {
+	return &gopyro.Error{Code: gopyro.CodeClosed, Op: "call", URI: p.uri.String(), Message: "proxy is closed"}
+}
+
+// conn returns a live connection, dialling if there is none.
+func (p *Proxy) conn(ctx context.Context) (*client.Client, gopyro.URI, error) {
+	t, err := p.resolve(ctx)
+	if err != nil {
+		return nil, t, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, t, p.errClosed()
+	}
+	if p.cl != nil && !p.cl.IsShutdown() && !p.cl.IsClosing() {
+		return p.cl, t, nil
+	}
+	if p.cl != nil {
+		_ = p.cl.Close()
+		p.cl = nil
+	}
+	cl, err := wire.Dial(ctx, t.Network(), t.Address(), wire.DialOptions{
+		TLS: p.cfg.tls, MaxFrame: p.cfg.maxMessage + wire.FrameOverhead, ConnectTimeout: p.cfg.connectTimeout,
+	})
+	if err != nil {
+		p.forgetTargetLocked()
+		return nil, t, &gopyro.Error{Code: gopyro.CodeCommunication, Op: "dial", URI: t.String(), Err: err}
+	}
+	p.cl = cl
+	return cl, t, nil
+}
+
+// forgetTargetLocked drops a resolved target so the next call resolves the
+// name again (PYRONAME, PYROMETA only).
+func (p *Proxy) forgetTargetLocked() {
+	if p.uri.Scheme != gopyro.SchemePyro {
+		p.target = gopyro.URI{}
+	}
+}
+
+// dropConn discards cl after a transport failure.
+func (p *Proxy) dropConn(cl *client.Client) {
+	p.mu.Lock()
+	if p.cl == cl {
+		p.cl = nil
+		p.forgetTargetLocked()
+	}
+	p.mu.Unlock()
+	_ = cl.Close()
+}
+
+// Close closes the connection. Calls after Close fail with gopyro.ErrClosed.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.cl != nil {
+		err := p.cl.Close()
+		p.cl = nil
+		if errors.Is(err, client.ErrShutdown) {
+			err = nil
+		}
+		return err
+	}
+	return nil
+}
+
+type correlationKey struct{}
+
+// WithCorrelationID returns a context whose calls carry id as their
+// correlation id (daemon.CallInfo.CorrelationID on the server).
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey{}, id)
+}
+
+// Call calls method with args and returns its results, to be decoded with
+// [Results.Decode]. A remote error is a *gopyro.Error with Remote set.
+func (p *Proxy) Call(ctx context.Context, method string, args ...any) (*Results, error) {
+	payload, err := wire.EncodeArray(args...)
+	if err != nil {
+		return nil, &gopyro.Error{Code: gopyro.CodeArgument, Op: "call " + method, URI: p.uri.String(), Err: err}
+	}
+	b, err := p.roundTrip(ctx, method, payload, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Results{method: method, payload: b}, nil
+}
+
+// Oneway sends a call without waiting for its reply or learning whether it
+// succeeded. It returns once the call was written (or failed to be).
+func (p *Proxy) Oneway(ctx context.Context, method string, args ...any) error {
+	payload, err := wire.EncodeArray(args...)
+	if err != nil {
+		return &gopyro.Error{Code: gopyro.CodeArgument, Op: "oneway " + method, URI: p.uri.String(), Err: err}
+	}
+	_, err = p.roundTrip(ctx, method, payload, true)
+	return err
+}
+
+func (p *Proxy) roundTrip(ctx context.Context, method string, payload []byte, oneway bool) ([]byte, error) {
+	if p.cfg.timeout > 0 {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, p.cfg.timeout)
+			defer cancel()
+		}
+	}
+	var err error
+	for attempt := 0; attempt <= p.cfg.retries; attempt++ {
+		var b []byte
+		b, err = p.send(ctx, method, payload, oneway)
+		if err == nil || gopyro.CodeOf(err) != gopyro.CodeCommunication || ctx.Err() != nil {
+			return b, err
+		}
+	}
+	return nil, err
+}
+
+func (p *Proxy) send(ctx context.Context, method string, payload []byte, oneway bool) ([]byte, error) {
+	op := "call " + method
+	if oneway {
+		op = "oneway " + method
+	}
+	cl, t, err := p.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	md := make(map[string]string, 6)
+	md[wire.MetaObject] = t.Object
+	md[wire.MetaMethod] = method
+	if dl, ok := ctx.Deadline(); ok {
+		md[wire.MetaTimeout] = wire.FormatTimeout(timeUntil(dl))
+	}
+	if p.cfg.token != "" {
+		md[wire.MetaAuth] = p.cfg.token
+	}
+	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" {
+		md[wire.MetaCorrelation] = id
+	}
+	m := protocol.NewMessage()
+	m.SetMessageType(protocol.Request)
+	m.SetSerializeType(protocol.SerializeNone)
+	m.SetSeq(p.seq.Add(1))
+	if oneway {
+		m.SetOneway(true)
+		md[wire.MetaOneway] = "1"
+	}
+	m.ServicePath = wire.ServicePath
+	m.ServiceMethod = wire.ServiceMethod
+	m.Metadata = md
+	m.Payload = payload
+	resMeta, reply, err := cl.SendRaw(ctx, m)
+	if err != nil {
+		return nil, p.transportError(ctx, cl, op, t, err)
+	}
+	if oneway {
+		return nil, nil
+	}
+	if resMeta[wire.MetaError] == "1" {
+		ge := wire.DecodeError(reply)
+		ge.Op, ge.URI = op, t.String()
+		if ge.Code == gopyro.CodeNotFound && ge.Remote && p.uri.Scheme != gopyro.SchemePyro {
+			// The name may now point at another object: look it up again.
+			p.mu.Lock()
+			p.forgetTargetLocked()
+			p.mu.Unlock()
+		}
+		return nil, ge
+	}
+	return reply, nil
+}
+
+func (p *Proxy) transportError(ctx context.Context, cl *client.Client, op string, t gopyro.URI, err error) error {
+	ge := &gopyro.Error{Op: op, URI: t.String(), Err: err}
+	var se client.ServiceError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		ge.Code = gopyro.CodeTimeout
+		ge.Message = "no reply before the deadline"
+	case errors.Is(err, context.Canceled):
+		ge.Code = gopyro.CodeCommunication
+		ge.Message = "call cancelled"
+	case errors.As(err, &se):
+		ge.Code = gopyro.CodeProtocol
+		ge.Remote = true
+		ge.Message = "rpcx error from the peer"
+	default:
+		ge.Code = gopyro.CodeCommunication
+		ge.Message = "connection failed"
+		p.dropConn(cl)
+	}
+	_ = ctx
+	return ge
+}
+
+// Ping calls the built-in daemon object's ping: it proves the daemon
+// serving this proxy's object is alive.
+func (p *Proxy) Ping(ctx context.Context) error {
+	t, err := p.resolve(ctx)
+	if err != nil {
+		return err
+	}
+	dp, err := p.sibling(t, gopyro.DaemonID)
+	if err != nil {
+		return err
+	}
+	defer dp.Close()
+	_, err = dp.Call(ctx, "Ping")
+	return err
+}
+
+// sibling returns a proxy for another object of the same daemon.
+func (p *Proxy) sibling(t gopyro.URI, id string) (*Proxy, error) {
+	u := t
+	u.Object = id
+	q := &Proxy{uri: u, target: u, cfg: p.cfg}
+	q.seq.Store(wire.SeqBase)
+	return q, nil
+}
+
+// Metadata describes the remote object: its methods and which of them are
+// oneway.
+type Metadata struct {
+	ID      string   `msgpack:"id"`
+	Methods []string `msgpack:"methods"`
+	Oneway  []string `msgpack:"oneway"`
+	Mode    string   `msgpack:"mode"`
+}
+
+// Metadata asks the daemon for the object's metadata and caches it; [Proxy.Bind]
+// then checks stub fields against it.
+func (p *Proxy) Metadata(ctx context.Context) (Metadata, error) {
+	t, err := p.resolve(ctx)
+	if err != nil {
+		return Metadata{}, err
+	}
+	dp, _ := p.sibling(t, gopyro.DaemonID)
+	defer dp.Close()
+	res, err := dp.Call(ctx, "GetMetadata", t.Object)
+	if err != nil {
+		return Metadata{}, err
+	}
+	var md Metadata
+	if err := res.Decode(&md); err != nil {
+		return Metadata{}, err
+	}
+	p.mu.Lock()
+	p.metadata = &md
+	p.mu.Unlock()
+	return md, nil
+}
+
+func (p *Proxy) knownMethod(name string) (known, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.metadata == nil {
+		return false, true
+	}
+	return true, slices.Contains(p.metadata.Methods, name)
+}

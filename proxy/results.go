@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
+)
+
+func timeUntil(t time.Time) time.Duration { return time.Until(t) }
+
+// Results holds the results of a call, still encoded.
+type Results struct {
+	method  string
+	payload []byte
+}
+
+func (r *Results) fail(err error) error {
+	return &gopyro.Error{Code: gopyro.CodeArgument, Op: "decode results of " + r.method, Err: err}
+}
+
+// Len returns the number of results.
+func (r *Results) Len() (int, error) {
+	if err := wire.Validate(r.payload); err != nil {
+		return 0, r.fail(err)
+	}
+	d, err := wire.NewDecoder(r.payload)
+	if err != nil {
+		return 0, r.fail(err)
+	}
+	defer d.Release()
+	return d.Len(), nil
+}
+
+// Decode decodes the results into ptrs, in order, converting numbers to the
+// pointed-to types with range checks. Fewer pointers than results leaves
+// the rest undecoded; more is an error.
+func (r *Results) Decode(ptrs ...any) error {
+	vals := make([]reflect.Value, len(ptrs))
+	for i, p := range ptrs {
+		v := reflect.ValueOf(p)
+		if v.Kind() != reflect.Pointer || v.IsNil() {
+			return r.fail(fmt.Errorf("Decode argument %d must be a non-nil pointer, not %T", i, p))
+		}
+		vals[i] = v.Elem()
+	}
+	return r.decodeInto(vals)
+}
+
+func (r *Results) decodeInto(vals []reflect.Value) error {
+	if err := wire.Validate(r.payload); err != nil {
+		return r.fail(err)
+	}
+	d, err := wire.NewDecoder(r.payload)
+	if err != nil {
+		return r.fail(err)
+	}
+	defer d.Release()
+	if len(vals) > d.Len() {
+		return r.fail(fmt.Errorf("%s returned %d result(s), want %d", r.method, d.Len(), len(vals)))
+	}
+	for i, v := range vals {
+		if err := d.Next(i, v); err != nil {
+			return r.fail(err)
+		}
+	}
+	return nil
+}
+
+// Values decodes the results into plain Go values: integers as int64,
+// floats as float64, strings, []byte, []any, map[string]any.
+func (r *Results) Values() ([]any, error) {
+	if err := wire.Validate(r.payload); err != nil {
+		return nil, r.fail(err)
+	}
+	d, err := wire.NewDecoder(r.payload)
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	defer d.Release()
+	out := make([]any, d.Len())
+	for i := range out {
+		if out[i], err = d.NextInterface(); err != nil {
+			return nil, r.fail(err)
+		}
+	}
+	return out, nil
+}
+
+// Call calls method on p and decodes its first result as a T. It is the
+// short form of the common one-result case:
+//
+//	greeting, err := proxy.Call[string](ctx, p, "Greet", "Ada")
+func Call[T any](ctx context.Context, p *Proxy, method string, args ...any) (T, error) {
+	var v T
+	res, err := p.Call(ctx, method, args...)
+	if err != nil {
+		return v, err
+	}
+	err = res.Decode(&v)
+	return v, err
+}
+
+// Future is the pending result of [Proxy.Go].
+type Future struct {
+	done chan struct{}
+	res  *Results
+	err  error
+}
+
+// Go starts a call and returns at once; the call runs until it completes or
+// ctx is done.
+func (p *Proxy) Go(ctx context.Context, method string, args ...any) *Future {
+	f := &Future{done: make(chan struct{})}
+	payload, err := wire.EncodeArray(args...)
+	if err != nil {
+		f.err = &gopyro.Error{Code: gopyro.CodeArgument, Op: "call " + method, URI: p.uri.String(), Err: err}
+		close(f.done)
+		return f
+	}
+	go func() {
+		defer close(f.done)
+		b, err := p.roundTrip(ctx, method, payload, false)
+		if err != nil {
+			f.err = err
+			return
+		}
+		f.res = &Results{method: method, payload: b}
+	}()
+	return f
+}
+
+// Done is closed when the call has completed.
+func (f *Future) Done() <-chan struct{} { return f.done }
+
+// Wait waits for the call (or for ctx) and returns its results.
+func (f *Future) Wait(ctx context.Context) (*Results, error) {
+	select {
+	case <-f.done:
+		return f.res, f.err
+	case <-ctx.Done():
+		return nil, &gopyro.Error{Code: gopyro.CodeTimeout, Op: "wait", Err: ctx.Err()}
+	}
+}
