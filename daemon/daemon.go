@@ -84,6 +84,8 @@ type Daemon struct {
 // connState is what the daemon keeps per client connection.
 type connState struct {
 	id        uint64
+	ctx       context.Context // cancelled when the connection closes
+	cancel    context.CancelFunc
 	instances map[string]reflect.Value // Session instances by object id; guarded by Daemon.mu
 }
 
@@ -442,8 +444,10 @@ func (l *guardListener) Accept() (net.Conn, error) {
 			c = tls.Server(c, d.cfg.TLS)
 		}
 		cs := &connState{id: d.nextConn.Add(1)}
+		cs.ctx, cs.cancel = context.WithCancel(d.ctx)
 		var gc *wire.GuardConn
 		gc = wire.NewGuardConn(c, d.maxFrame, func() { d.connClosed(gc) })
+		gc.ReplyOversize = true
 		d.mu.Lock()
 		d.sessions[gc] = cs
 		d.mu.Unlock()
@@ -458,6 +462,7 @@ func (d *Daemon) connClosed(gc *wire.GuardConn) {
 	delete(d.sessions, gc)
 	d.mu.Unlock()
 	if cs != nil {
+		cs.cancel()
 		for _, inst := range cs.instances {
 			closeInstance(inst)
 		}

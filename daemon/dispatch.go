@@ -101,6 +101,9 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 	}
 
 	ctx := d.ctx
+	if cs != nil {
+		ctx = cs.ctx // cancelled when the caller disconnects
+	}
 	if t, ok := wire.ParseTimeout(md[wire.MetaTimeout]); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)

@@ -3,7 +3,8 @@
 // A [Daemon] listens on a caller-owned net.Listener. [Daemon.Register]
 // exposes a value's exported methods and returns its URI,
 // PYRO:obj_<hex>@host:port. A method may take a [context.Context] first: it
-// carries the caller's deadline and, through [CallInfoFrom], the caller's
+// carries the caller's deadline (it is also cancelled when the caller
+// disconnects or the daemon closes) and, through [CallInfoFrom], the caller's
 // address and correlation id. A method's last result may be an error; the
 // caller receives it as a *gopyro.Error with the remote type name and
 // message. A panicking method is reported the same way and the daemon

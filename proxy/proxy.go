@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -286,7 +287,14 @@ func (p *Proxy) transportError(ctx context.Context, cl *client.Client, op string
 	case errors.As(err, &se):
 		ge.Code = gopyro.CodeProtocol
 		ge.Remote = true
-		ge.Message = "rpcx error from the peer"
+		ge.Err = nil
+		if msg, ok := strings.CutPrefix(se.Error(), wire.OversizePrefix); ok {
+			ge.Message = "request too large: " + msg
+		} else {
+			ge.Message = "transport error from the peer: " + se.Error()
+		}
+		// The daemon drops the connection after such an error.
+		p.dropConn(cl)
 	default:
 		ge.Code = gopyro.CodeCommunication
 		ge.Message = "connection failed"

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+
+	"github.com/smallnest/rpcx/protocol"
 )
 
 // rpcx frame layout: 12-byte header (magic 0x08, version, flags,
@@ -41,9 +44,20 @@ type GuardConn struct {
 	bodyRem int64 // body bytes still to pass through
 	err     error // sticky read error
 
+	// ReplyOversize makes the guard answer an oversized request itself:
+	// it writes an rpcx error reply for the frame's seq and discards up to
+	// DrainLimit bytes of its body (so the peer's write completes and it
+	// reads the reply) before failing the read. Set it before first use;
+	// daemons do, clients do not.
+	ReplyOversize bool
+
 	closeOnce sync.Once
 	onClose   func()
 }
+
+// DrainLimit bounds how much of an oversized request body a guard reads
+// and discards so that its sender gets the error reply.
+const DrainLimit = 256 << 20
 
 // NewGuardConn wraps c; max is the largest body accepted in bytes (at least
 // 64). onClose, if not nil, runs once when the connection is closed.
@@ -92,13 +106,41 @@ func (g *GuardConn) scan(b []byte) error {
 		}
 		n := int64(binary.BigEndian.Uint32(g.hdr[12:16]))
 		if n > g.max {
-			return fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, g.max)
+			err := fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, g.max)
+			if g.ReplyOversize {
+				g.rejectFrame(n-int64(len(b)), err)
+			}
+			return err
 		}
 		g.bodyRem = n
 		g.hdrN = 0
 	}
 	return nil
 }
+
+// rejectFrame answers the frame whose header is in g.hdr with an error and
+// discards the rest of its body (rem bytes, if not above DrainLimit).
+func (g *GuardConn) rejectFrame(rem int64, cause error) {
+	oneway := g.hdr[2]&0x20 != 0
+	if !oneway {
+		res := protocol.NewMessage()
+		res.SetMessageType(protocol.Response)
+		res.SetSerializeType(protocol.SerializeNone)
+		res.SetMessageStatusType(protocol.Error)
+		res.SetSeq(binary.BigEndian.Uint64(g.hdr[4:12]))
+		res.ServicePath, res.ServiceMethod = ServicePath, ServiceMethod
+		res.Metadata = map[string]string{protocol.ServiceError: OversizePrefix + cause.Error()}
+		_, _ = g.Conn.Write(res.Encode())
+	}
+	if rem <= 0 || rem > DrainLimit {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, g.Conn, rem)
+}
+
+// OversizePrefix starts the rpcx error text of a request refused for its
+// size; the proxy turns such a reply into a gopyro.CodeProtocol error.
+const OversizePrefix = "gopyro: request refused: "
 
 // Close closes the connection and runs the close hook once.
 func (g *GuardConn) Close() error {

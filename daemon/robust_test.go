@@ -1,0 +1,488 @@
+package daemon_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"errors"
+	"math/big"
+	"net"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/daemon"
+	"github.com/gopyro/gopyro/internal/testutil"
+	"github.com/gopyro/gopyro/internal/wire"
+	"github.com/gopyro/gopyro/proxy"
+	"github.com/smallnest/rpcx/protocol"
+)
+
+// Gate blocks callers until released and reports entries and cancellations.
+type Gate struct {
+	entered   chan struct{}
+	release   chan struct{}
+	cancelled chan error
+}
+
+func newGate() *Gate {
+	return &Gate{entered: make(chan struct{}, 16), release: make(chan struct{}), cancelled: make(chan error, 16)}
+}
+
+func (g *Gate) Wait(ctx context.Context) (string, error) {
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+		return "released", nil
+	case <-ctx.Done():
+		g.cancelled <- ctx.Err()
+		return "", ctx.Err()
+	}
+}
+
+func (g *Gate) Quick() string { return "quick" }
+
+func gateProxy(t *testing.T, opts ...daemon.Option) (*Gate, *daemon.Daemon, gopyro.URI) {
+	t.Helper()
+	d := testutil.Serve(t, opts...)
+	g := newGate()
+	u, err := d.Register(g, daemon.WithID("gate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, d, u
+}
+
+func newProxy(t *testing.T, u any, opts ...proxy.Option) *proxy.Proxy {
+	t.Helper()
+	p, err := proxy.New(u, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func TestShutdownDrainsInFlightCalls(t *testing.T) {
+	g, d, u := gateProxy(t)
+	p := newProxy(t, u)
+	f := p.Go(t.Context(), "Wait")
+	<-g.entered
+	done := make(chan error, 1)
+	go func() { done <- d.Shutdown(t.Context()) }()
+	// New connections are refused while draining.
+	q := newProxy(t, u)
+	for {
+		_, err := q.Call(t.Context(), "Quick")
+		if err != nil {
+			if c := gopyro.CodeOf(err); c != gopyro.CodeCommunication && c != gopyro.CodeClosed {
+				t.Fatalf("call during shutdown: %v", err)
+			}
+			break
+		}
+		// Shutdown has not closed the listener yet; try again.
+		runtime.Gosched()
+	}
+	close(g.release)
+	res, err := f.Wait(t.Context())
+	if err != nil {
+		t.Fatalf("in-flight call was not drained: %v", err)
+	}
+	var s string
+	if err := res.Decode(&s); err != nil || s != "released" {
+		t.Fatalf("drained call = %q %v", s, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+func TestShutdownDeadline(t *testing.T) {
+	g, d, u := gateProxy(t)
+	p := newProxy(t, u)
+	f := p.Go(t.Context(), "Wait")
+	<-g.entered
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := d.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	// Close cancelled the method's context.
+	if err := <-g.cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("method ctx: %v", err)
+	}
+	if _, err := f.Wait(t.Context()); err == nil {
+		t.Fatal("call survived Close")
+	}
+}
+
+func TestClientDisconnectCancelsMethod(t *testing.T) {
+	g, _, u := gateProxy(t)
+	p := newProxy(t, u)
+	p.Go(t.Context(), "Wait")
+	<-g.entered
+	p.Close()
+	if err := <-g.cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("method ctx after disconnect: %v", err)
+	}
+	// The daemon keeps serving others.
+	q := newProxy(t, u)
+	if s, err := proxy.Call[string](t.Context(), q, "Quick"); err != nil || s != "quick" {
+		t.Fatalf("after disconnect: %q %v", s, err)
+	}
+}
+
+func TestMaxInFlight(t *testing.T) {
+	g, _, u := gateProxy(t, daemon.WithMaxInFlight(1))
+	p := newProxy(t, u)
+	f := p.Go(t.Context(), "Wait")
+	<-g.entered
+	if _, err := p.Call(t.Context(), "Quick"); !errors.Is(err, gopyro.ErrBusy) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	close(g.release)
+	if _, err := f.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Call(t.Context(), "Quick"); err != nil {
+		t.Fatalf("after the limit cleared: %v", err)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	_, _, u := gateProxy(t, daemon.WithMaxConns(1))
+	p := newProxy(t, u)
+	if _, err := p.Call(t.Context(), "Quick"); err != nil {
+		t.Fatal(err)
+	}
+	q := newProxy(t, u)
+	if _, err := q.Call(t.Context(), "Quick"); !errors.Is(err, gopyro.ErrCommunication) {
+		t.Fatalf("second connection: %v", err)
+	}
+	p.Close()
+	// The slot frees when the first connection closes; the daemon notices
+	// asynchronously, so retry until it has.
+	for {
+		_, err := q.Call(t.Context(), "Quick")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, gopyro.ErrCommunication) {
+			t.Fatal(err)
+		}
+		runtime.Gosched()
+	}
+}
+
+func TestToken(t *testing.T) {
+	_, _, u := gateProxy(t, daemon.WithToken("s3cret"))
+	for _, tok := range []string{"", "wrong"} {
+		p := newProxy(t, u, proxy.WithToken(tok))
+		if _, err := p.Call(t.Context(), "Quick"); !errors.Is(err, gopyro.ErrSecurity) {
+			t.Fatalf("token %q: %v", tok, err)
+		}
+	}
+	p := newProxy(t, u, proxy.WithToken("s3cret"))
+	if _, err := p.Call(t.Context(), "Quick"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gopyro test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+}
+
+func TestTLS(t *testing.T) {
+	srvCfg, pool := selfSigned(t)
+	srvCfg.ClientAuth = tls.RequireAndVerifyClientCert
+	srvCfg.ClientCAs = pool
+	_, _, u := gateProxy(t, daemon.WithTLS(srvCfg))
+	p := newProxy(t, u, proxy.WithTLS(&tls.Config{RootCAs: pool, Certificates: srvCfg.Certificates}))
+	if s, err := proxy.Call[string](t.Context(), p, "Quick"); err != nil || s != "quick" {
+		t.Fatalf("TLS call: %q %v", s, err)
+	}
+	noCert := newProxy(t, u, proxy.WithTLS(&tls.Config{RootCAs: pool}), proxy.WithTimeout(5*time.Second))
+	if _, err := noCert.Call(t.Context(), "Quick"); err == nil {
+		t.Fatal("call without a client certificate succeeded")
+	}
+	plain := newProxy(t, u, proxy.WithTimeout(5*time.Second))
+	if _, err := plain.Call(t.Context(), "Quick"); err == nil {
+		t.Fatal("plain call to a TLS daemon succeeded")
+	}
+}
+
+// rawConn dials the daemon of u without gopyro.
+func rawConn(t *testing.T, u gopyro.URI) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", u.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a failure bound, not a wait
+	return c
+}
+
+func expectClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	buf := make([]byte, 512)
+	for {
+		_, err := c.Read(buf)
+		if err == nil {
+			continue // an error reply may come first
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("daemon did not close the connection")
+		}
+		return
+	}
+}
+
+func TestGarbageBytes(t *testing.T) {
+	_, _, u := gateProxy(t)
+	for _, garbage := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\x08\x01", strings.Repeat("\xff", 4096)} {
+		c := rawConn(t, u)
+		if _, err := c.Write([]byte(garbage)); err != nil {
+			t.Fatal(err)
+		}
+		if len(garbage) > 2 {
+			expectClosed(t, c)
+		} else {
+			c.Close() // a truncated header, then the peer vanishes
+		}
+	}
+	p := newProxy(t, u)
+	if _, err := p.Call(t.Context(), "Quick"); err != nil {
+		t.Fatalf("daemon died from garbage: %v", err)
+	}
+}
+
+func TestLyingLengthHeader(t *testing.T) {
+	_, _, u := gateProxy(t)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	c := rawConn(t, u)
+	hdr := make([]byte, 16)
+	hdr[0], hdr[1] = 0x08, 0
+	binary.BigEndian.PutUint64(hdr[4:12], 7)
+	binary.BigEndian.PutUint32(hdr[12:16], 0xFFFFFFF0) // 4 GiB that never come
+	if _, err := c.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, c)
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("a lying length cost %d bytes", grew)
+	}
+	p := newProxy(t, u)
+	if _, err := p.Call(t.Context(), "Quick"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOversizedMessage(t *testing.T) {
+	_, p, _ := setup(t, daemon.WithMaxMessageSize(4096))
+	_, err := p.Call(t.Context(), "Echo", strings.Repeat("x", 200<<10))
+	if !errors.Is(err, gopyro.ErrProtocol) || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("oversized: %v", err)
+	}
+	if s, err := proxy.Call[string](t.Context(), p, "Echo", "small"); err != nil || s != "small" {
+		t.Fatalf("after oversized: %q %v", s, err)
+	}
+}
+
+func TestHostilePayload(t *testing.T) {
+	_, _, u := gateProxy(t)
+	cl, err := wire.Dial(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i, payload := range [][]byte{
+		{0xdd, 0x0f, 0xff, 0xff, 0xff, 0x01},      // array claiming 268M elements
+		{0xdf, 0x7f, 0xff, 0xff, 0xff},            // map claiming 2G entries
+		{0x91, 0xdb, 0xff, 0xff, 0xff, 0xff, 'a'}, // string claiming 4 GiB
+		{0x90, 0x00}, // trailing bytes
+		{0xc1},       // never-used code
+		append([]byte{0x91}, []byte(strings.Repeat("\x91", 1000))...), // too deep
+	} {
+		m := protocol.NewMessage()
+		m.SetMessageType(protocol.Request)
+		m.SetSerializeType(protocol.SerializeNone)
+		m.SetSeq(wire.SeqBase + uint64(i))
+		m.ServicePath, m.ServiceMethod = wire.ServicePath, wire.ServiceMethod
+		m.Metadata = map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "Quick"}
+		m.Payload = payload
+		md, reply, err := cl.SendRaw(t.Context(), m)
+		if err != nil {
+			t.Fatalf("payload %d: %v", i, err)
+		}
+		if md[wire.MetaError] != "1" {
+			t.Fatalf("payload %d accepted", i)
+		}
+		if ge := wire.DecodeError(reply); ge.Code != gopyro.CodeProtocol {
+			t.Fatalf("payload %d: %v", i, ge)
+		}
+	}
+}
+
+// Ring calls itself through one shared proxy: re-entrant calls on one
+// connection must not deadlock.
+type Ring struct {
+	p     atomic.Pointer[proxy.Proxy]
+	depth atomic.Int64
+}
+
+func (r *Ring) Down(ctx context.Context, n int) (int, error) {
+	r.depth.Add(1)
+	if n == 0 {
+		return 0, nil
+	}
+	got, err := proxy.Call[int](ctx, r.p.Load(), "Down", n-1)
+	return got + 1, err
+}
+
+func TestReentrantCalls(t *testing.T) {
+	d := testutil.Serve(t)
+	r := &Ring{}
+	u, err := d.Register(r, daemon.WithID("ring"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u)
+	r.p.Store(p)
+	got, err := proxy.Call[int](t.Context(), p, "Down", 3)
+	if err != nil || got != 3 || r.depth.Load() != 4 {
+		t.Fatalf("Down(3) = %d %v, depth %d", got, err, r.depth.Load())
+	}
+}
+
+func TestRedialAfterRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	d1, err := daemon.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d1.Serve(t.Context(), ln) }()
+	<-d1.Ready()
+	u, err := d1.Register(&Gate{}, daemon.WithID("gate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u)
+	if _, err := p.Call(t.Context(), "Quick"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Call(t.Context(), "Quick"); !errors.Is(err, gopyro.ErrCommunication) {
+		t.Fatalf("call with the daemon down: %v", err)
+	}
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := testutil.ServeOn(t, ln2)
+	if _, err := d2.Register(&Gate{}, daemon.WithID("gate")); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := proxy.Call[string](t.Context(), p, "Quick"); err != nil || s != "quick" {
+		t.Fatalf("after restart: %q %v", s, err)
+	}
+}
+
+type Counter struct {
+	n      int
+	closed chan int
+}
+
+func (c *Counter) Next() int { c.n++; return c.n }
+func (c *Counter) Close() error {
+	if c.closed != nil {
+		c.closed <- c.n
+	}
+	return nil
+}
+
+func TestInstanceModes(t *testing.T) {
+	d := testutil.Serve(t)
+	closed := make(chan int, 4)
+	var made atomic.Int64
+	su, err := d.RegisterFactory(daemon.Session, func() *Counter { made.Add(1); return &Counter{closed: closed} }, daemon.WithID("session"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu, err := d.RegisterFactory(daemon.PerCall, func(ctx context.Context) (*Counter, error) { return &Counter{}, nil }, daemon.WithID("percall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := newProxy(t, su), newProxy(t, su)
+	for want := 1; want <= 3; want++ {
+		if n, err := proxy.Call[int](t.Context(), a, "Next"); err != nil || n != want {
+			t.Fatalf("session a: %d %v want %d", n, err, want)
+		}
+	}
+	if n, err := proxy.Call[int](t.Context(), b, "Next"); err != nil || n != 1 {
+		t.Fatalf("session b: %d %v", n, err)
+	}
+	a.Close()
+	if n := <-closed; n != 3 {
+		t.Fatalf("closed session had %d", n)
+	}
+	pc := newProxy(t, pu)
+	for range 3 {
+		if n, err := proxy.Call[int](t.Context(), pc, "Next"); err != nil || n != 1 {
+			t.Fatalf("percall: %d %v", n, err)
+		}
+	}
+	if made.Load() != 2 {
+		t.Fatalf("session factory ran %d times", made.Load())
+	}
+	md, err := d.Metadata("session")
+	if err != nil || md.Mode != "session" {
+		t.Fatalf("metadata %+v %v", md, err)
+	}
+	if _, err := d.RegisterFactory(daemon.Single, func() *Counter { return nil }); !errors.Is(err, gopyro.ErrInvalid) {
+		t.Fatalf("factory with Single: %v", err)
+	}
+	if _, err := d.RegisterFactory(daemon.Session, 42); !errors.Is(err, gopyro.ErrInvalid) {
+		t.Fatalf("non-func factory: %v", err)
+	}
+}
+
