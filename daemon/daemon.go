@@ -68,7 +68,7 @@ type Daemon struct {
 	nextConn atomic.Uint64
 
 	mu       sync.RWMutex
-	objects  map[string]*entry         // guarded by mu
+	objects  map[string]*entry          // guarded by mu
 	types    map[reflect.Type]*typeInfo // guarded by mu
 	sessions map[*wire.GuardConn]*connState
 	loc      hostPort     // advertised location; guarded by mu

@@ -31,18 +31,30 @@ type Point struct {
 	Tag  string
 }
 
-func (c *Calc) Add(a, b int) int                 { c.calls.Add(1); return a + b }
-func (c *Calc) Echo(s string) string             { return s }
-func (c *Calc) Int8(v int8) int8                 { return v }
-func (c *Calc) Uint(v uint) uint                 { return v }
-func (c *Calc) Half(v float32) float32           { return v / 2 }
-func (c *Calc) Sum(xs ...int) int                { n := 0; for _, x := range xs { n += x }; return n }
-func (c *Calc) Move(p Point, dx int) Point       { p.X += dx; return p }
-func (c *Calc) Lens(m map[string][]int8) []int   { out := []int{}; for _, v := range m { out = append(out, len(v)) }; return out }
-func (c *Calc) Pair() (string, int, error)       { return "two", 2, nil }
-func (c *Calc) Bytes(b []byte) []byte            { return append(b, '!') }
-func (c *Calc) Panic() error                     { panic("boom") }
-func (c *Calc) OnewayEcho(s string)              { c.oneway <- s }
+func (c *Calc) Add(a, b int) int       { c.calls.Add(1); return a + b }
+func (c *Calc) Echo(s string) string   { return s }
+func (c *Calc) Int8(v int8) int8       { return v }
+func (c *Calc) Uint(v uint) uint       { return v }
+func (c *Calc) Half(v float32) float32 { return v / 2 }
+func (c *Calc) Sum(xs ...int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+func (c *Calc) Move(p Point, dx int) Point { p.X += dx; return p }
+func (c *Calc) Lens(m map[string][]int8) []int {
+	out := []int{}
+	for _, v := range m {
+		out = append(out, len(v))
+	}
+	return out
+}
+func (c *Calc) Pair() (string, int, error) { return "two", 2, nil }
+func (c *Calc) Bytes(b []byte) []byte      { return append(b, '!') }
+func (c *Calc) Panic() error               { panic("boom") }
+func (c *Calc) OnewayEcho(s string)        { c.oneway <- s }
 func (c *Calc) Div(a, b float64) (float64, error) {
 	if b == 0 {
 		return 0, errors.New("division by zero")

@@ -19,7 +19,7 @@
 //
 // # Instance modes
 //
-// [Daemon.Register] serves one shared instance (mode [Single]). 
+// [Daemon.Register] serves one shared instance (mode [Single]).
 // [Daemon.RegisterFactory] serves a fresh instance per client connection
 // ([Session]) or per call ([PerCall]), made by a factory.
 //

@@ -485,4 +485,3 @@ func TestInstanceModes(t *testing.T) {
 		t.Fatalf("non-func factory: %v", err)
 	}
 }
-

@@ -224,7 +224,7 @@ func TestGuardConn(t *testing.T) {
 			}
 		}
 	}
-	two := append(append(frameHeader(3, 0), 1, 2, 3), append(frameHeader(0, 0))...)
+	two := append(append(frameHeader(3, 0), 1, 2, 3), frameHeader(0, 0)...)
 	if err := feed(16, two); err != nil {
 		t.Fatalf("good frames: %v", err)
 	}

@@ -1,0 +1,43 @@
+# gopyro — run "make help" for the targets.
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+
+.PHONY: help build test test-race test-bench fuzz bench lint depcheck demo ci clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## Build the gopyro binary into bin/
+	$(GO) build -o $(BIN)/gopyro ./cmd/gopyro
+
+test: test-race test-bench ## Run every test with the race detector, and each benchmark once
+
+test-race:
+	$(GO) test -race -count=1 ./...
+
+test-bench:
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
+
+fuzz: ## Run each fuzz test for FUZZTIME (default 10s)
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/wire
+
+bench: ## Run the benchmarks (BENCHTIME per case)
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+lint: ## gofmt, go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+depcheck: ## Prove the package import rules
+	./scripts/depcheck.sh
+
+demo: ## Run the cookbook demos end to end
+	$(GO) run ./cmd/gopyro demo chain
+
+ci: lint depcheck test ## What .ci/run runs
+
+clean: ## Remove build outputs
+	rm -rf $(BIN)

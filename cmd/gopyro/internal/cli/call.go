@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/proxy"
+	"github.com/spf13/cobra"
+)
+
+func callCmd(e *env) *cobra.Command {
+	var timeout time.Duration
+	var ns string
+	var token string
+	cmd := &cobra.Command{
+		Use:   "call [flags] URI METHOD [ARG...]",
+		Short: "Call a method on a remote object and print the result as JSON",
+		Long: `Call METHOD on the object at URI. Each ARG is a JSON literal: 42, 2.5,
+'"text"', '[1,2]', '{"k":"v"}', true, null.
+
+The result is printed as JSON on stdout (several results as a JSON array,
+none as nothing). A remote or transport error is printed on stderr and the
+exit status is 1.
+
+Examples:
+  gopyro call PYRO:test.echoserver@127.0.0.1:40123 echo '"hi"'
+  gopyro call --ns 127.0.0.1:9090 PYRONAME:example.greeting get_fortune '"Ada"'`,
+		Args: minArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			u, err := gopyro.Parse(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			if ns != "" && u.Scheme != gopyro.SchemePyro && u.Host == "" {
+				h, p, err := net.SplitHostPort(ns)
+				if err != nil {
+					return usageError{fmt.Errorf("--ns %q: want HOST:PORT", ns)}
+				}
+				u.Host = h
+				if u.Port, err = strconv.Atoi(p); err != nil {
+					return usageError{fmt.Errorf("--ns %q: bad port", ns)}
+				}
+			}
+			callArgs := make([]any, 0, len(args)-2)
+			for i, a := range args[2:] {
+				v, err := parseJSONArg(a)
+				if err != nil {
+					return usageError{fmt.Errorf("argument %d %q is not a JSON literal: %v", i+1, a, err)}
+				}
+				callArgs = append(callArgs, v)
+			}
+			p, err := proxy.New(u, proxy.WithToken(token))
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			res, err := p.Call(ctx, args[1], callArgs...)
+			if err != nil {
+				return err
+			}
+			vals, err := res.Values()
+			if err != nil {
+				return err
+			}
+			var out any
+			switch len(vals) {
+			case 0:
+				return nil
+			case 1:
+				out = vals[0]
+			default:
+				out = vals
+			}
+			b, err := json.Marshal(jsonable(out))
+			if err != nil {
+				return fmt.Errorf("result is not printable as JSON: %w", err)
+			}
+			_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (for example 5s; 0: no limit)")
+	cmd.Flags().StringVar(&ns, "ns", "", "name server HOST:PORT for PYRONAME/PYROMETA URIs (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
+	cmd.Flags().StringVar(&token, "token", "", "shared secret the daemon requires, if any")
+	return cmd
+}
+
+// parseJSONArg reads a JSON literal, keeping integers as int64.
+func parseJSONArg(s string) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("trailing data")
+	}
+	return fromJSON(v), nil
+}
+
+func fromJSON(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i := range x {
+			x[i] = fromJSON(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = fromJSON(x[k])
+		}
+	}
+	return v
+}
+
+// jsonable turns decoded msgpack values into values encoding/json accepts.
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, val := range x {
+			m[fmt.Sprint(k)] = jsonable(val)
+		}
+		return m
+	case map[string]any:
+		for k := range x {
+			x[k] = jsonable(x[k])
+		}
+	case []any:
+		for i := range x {
+			x[i] = jsonable(x[i])
+		}
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Sprint(x)
+		}
+	case []byte:
+		return string(x)
+	}
+	return v
+}

@@ -1,0 +1,98 @@
+// Package cli implements the gopyro command line. [Run] is the whole
+// program, callable in-process by tests.
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is the gopyro version, set at build time with
+// -ldflags "-X github.com/gopyro/gopyro/cmd/gopyro/internal/cli.Version=v1.2.3".
+var Version = "dev"
+
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+// usageError marks bad command-line use (exit code 2).
+type usageError struct{ error }
+
+// ExitCode maps an error returned by Run to a process exit code: 2 for
+// usage errors, 1 for the rest.
+func ExitCode(err error) int {
+	if _, ok := errors.AsType[usageError](err); ok {
+		return 2
+	}
+	return 1
+}
+
+// Run runs the gopyro command line with args (without the program name).
+// It returns when the command is done or ctx is cancelled (servers stop
+// cleanly then).
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr,
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	root := &cobra.Command{
+		Use:   "gopyro",
+		Short: "Transparent remote objects for Go, in the spirit of Pyro and RPyC",
+		Long: `gopyro serves Go objects over the network and calls them like local ones.
+
+Servers bind 127.0.0.1 unless told otherwise and print the URI they serve on
+the first line of stdout. URIs look like:
+  PYRO:objectid@host:port      an object on a daemon
+  PYRONAME:name[@host:port]    a name to look up in the name server
+  PYROMETA:tag[,tag...]        any registration carrying all the tags`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(versionCmd(e), echoCmd(e), callCmd(e))
+	_, err := root.ExecuteContextC(ctx)
+	return err
+}
+
+func versionCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the gopyro version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := Version
+			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			_, err := io.WriteString(e.stdout, "gopyro "+v+"\n")
+			return err
+		},
+	}
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.MinimumNArgs(n)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
