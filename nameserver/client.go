@@ -1,0 +1,243 @@
+package nameserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/proxy"
+)
+
+// Client is a typed proxy for a name server. It is safe for concurrent
+// use and satisfies proxy.Resolver.
+type Client struct {
+	p *proxy.Proxy
+}
+
+var _ proxy.Resolver = (*Client)(nil)
+
+// Dial returns a client for the name server at uri (a PYRO URI, or a
+// "host:port"). It connects on the first call.
+func Dial(uri string, opts ...proxy.Option) (*Client, error) {
+	u, err := gopyro.Parse(uri)
+	if err != nil {
+		host, port, serr := net.SplitHostPort(uri)
+		if serr != nil {
+			return nil, err
+		}
+		n, perr := strconv.Atoi(port)
+		if perr != nil {
+			return nil, err
+		}
+		u = gopyro.NewPyroURI(gopyro.NameServerID, host, n)
+	}
+	p, err := proxy.New(u, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{p: p}, nil
+}
+
+// URI returns the name server's URI.
+func (c *Client) URI() gopyro.URI { return c.p.URI() }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.p.Close() }
+
+// LocateOption configures [Locate].
+type LocateOption func(*locateConfig)
+
+type locateConfig struct {
+	addr        string
+	mdns        bool
+	mdnsTimeout time.Duration
+	proxyOpts   []proxy.Option
+}
+
+// At names the name server's host:port; Locate then tries nothing else.
+func At(hostport string) LocateOption { return func(c *locateConfig) { c.addr = hostport } }
+
+// WithMDNS lets Locate fall back to mDNS discovery (multicast) for up to
+// timeout (0: 2s) when the name server is not found otherwise.
+func WithMDNS(timeout time.Duration) LocateOption {
+	return func(c *locateConfig) {
+		c.mdns = true
+		c.mdnsTimeout = timeout
+	}
+}
+
+// WithProxyOptions configures the connection to the name server (TLS,
+// token, timeouts).
+func WithProxyOptions(opts ...proxy.Option) LocateOption {
+	return func(c *locateConfig) { c.proxyOpts = append(c.proxyOpts, opts...) }
+}
+
+// Locate finds a name server and returns a client for it. The order: the
+// address given with [At]; otherwise GOPYRO_NS_HOST and GOPYRO_NS_PORT;
+// otherwise 127.0.0.1:9090; and, only with [WithMDNS], mDNS discovery when
+// that did not answer a ping.
+func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
+	var cfg locateConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var target gopyro.URI
+	if cfg.addr != "" {
+		host, port, err := net.SplitHostPort(cfg.addr)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil {
+			return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "locate", Message: fmt.Sprintf("name server address %q: want host:port", cfg.addr)}
+		}
+		target = gopyro.NewPyroURI(gopyro.NameServerID, host, n)
+	} else {
+		target = proxy.NameServerURI(gopyro.URI{})
+	}
+	c, err := Dial(target.String(), cfg.proxyOpts...)
+	if err != nil {
+		return nil, err
+	}
+	perr := c.Ping(ctx)
+	if perr == nil {
+		return c, nil
+	}
+	c.Close()
+	if cfg.addr != "" || !cfg.mdns {
+		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "locate", URI: target.String(),
+			Message: "no name server answered (start one with: gopyro ns)", Err: perr}
+	}
+	timeout := cfg.mdnsTimeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	u, err := Discover(dctx)
+	if err != nil {
+		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "locate", URI: target.String(),
+			Message: "no name server answered, and none was found over mDNS", Err: errors.Join(perr, err)}
+	}
+	return Dial(u.String(), cfg.proxyOpts...)
+}
+
+// NSEnvAddress returns the name server address from GOPYRO_NS_HOST and
+// GOPYRO_NS_PORT, or "" when neither is set.
+func NSEnvAddress() string {
+	if os.Getenv(proxy.EnvNSHost) == "" && os.Getenv(proxy.EnvNSPort) == "" {
+		return ""
+	}
+	return proxy.NameServerURI(gopyro.URI{}).Location()
+}
+
+// RegisterOption configures [Client.Register].
+type RegisterOption func(*regOpts)
+
+type regOpts struct {
+	safe bool
+	meta []string
+}
+
+// Safe refuses to replace an existing registration (gopyro.ErrExists).
+func Safe() RegisterOption { return func(o *regOpts) { o.safe = true } }
+
+// Metadata attaches tags to the registration, for PYROMETA and YPLookup.
+func Metadata(tags ...string) RegisterOption {
+	return func(o *regOpts) { o.meta = append(o.meta, tags...) }
+}
+
+// Register maps name to uri (a string, or anything whose String method
+// gives the URI, such as gopyro.URI).
+func (c *Client) Register(ctx context.Context, name string, uri any, opts ...RegisterOption) error {
+	var o regOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	s := fmt.Sprint(uri)
+	meta := o.meta
+	if meta == nil {
+		meta = []string{}
+	}
+	_, err := c.p.Call(ctx, "Register", name, s, o.safe, meta)
+	return err
+}
+
+// Lookup returns the URI registered under name.
+func (c *Client) Lookup(ctx context.Context, name string) (gopyro.URI, error) {
+	s, err := proxy.Call[string](ctx, c.p, "Lookup", name)
+	if err != nil {
+		return gopyro.URI{}, err
+	}
+	return gopyro.Parse(s)
+}
+
+// LookupEntry returns the registration of name with its metadata.
+func (c *Client) LookupEntry(ctx context.Context, name string) (Entry, error) {
+	return proxy.Call[Entry](ctx, c.p, "LookupEntry", name)
+}
+
+// List returns the registrations whose names start with prefix and match
+// regex (either may be empty), sorted by name.
+func (c *Client) List(ctx context.Context, prefix, regex string) ([]Entry, error) {
+	return proxy.Call[[]Entry](ctx, c.p, "ListEntries", prefix, regex)
+}
+
+// YPLookup returns the registrations carrying every tag of all and at
+// least one of anyOf, sorted by name.
+func (c *Client) YPLookup(ctx context.Context, all, anyOf []string) ([]Entry, error) {
+	return proxy.Call[[]Entry](ctx, c.p, "YPLookupEntries", nonNil(all), nonNil(anyOf))
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Remove removes name, or every name with prefix, or every name matching
+// regex (exactly one non-empty), and returns how many were removed.
+func (c *Client) Remove(ctx context.Context, name, prefix, regex string) (int, error) {
+	return proxy.Call[int](ctx, c.p, "Remove", name, prefix, regex)
+}
+
+// SetMetadata replaces the tags of name.
+func (c *Client) SetMetadata(ctx context.Context, name string, tags ...string) error {
+	_, err := c.p.Call(ctx, "SetMetadata", name, nonNil(tags))
+	return err
+}
+
+// Count returns the number of registrations.
+func (c *Client) Count(ctx context.Context) (int, error) {
+	return proxy.Call[int](ctx, c.p, "Count")
+}
+
+// Ping checks that the name server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.p.Call(ctx, "Ping")
+	return err
+}
+
+// Resolve implements proxy.Resolver with this client's name server.
+func (c *Client) Resolve(ctx context.Context, u gopyro.URI) (gopyro.URI, error) {
+	switch u.Scheme {
+	case gopyro.SchemePyro:
+		return u, nil
+	case gopyro.SchemePyroName:
+		return c.Lookup(ctx, u.Object)
+	case gopyro.SchemePyroMeta:
+		es, err := c.YPLookup(ctx, u.Tags, nil)
+		if err != nil {
+			return gopyro.URI{}, err
+		}
+		if len(es) == 0 {
+			return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "resolve", URI: u.String(), Message: "no registration carries all the tags"}
+		}
+		return gopyro.Parse(es[rand.IntN(len(es))].URI)
+	}
+	return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "resolve", URI: u.String(), Message: "unknown scheme"}
+}
