@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -65,9 +66,14 @@ type remoteError struct {
 
 // EncodeError encodes err for a reply flagged with [MetaError]. An
 // *gopyro.Error keeps its code and type; any other error is sent with
-// CodeRemote and its Go type name.
+// CodeRemote (CodeTimeout when it is a context deadline) and its Go type
+// name.
 func EncodeError(err error) []byte {
 	re := remoteError{Code: uint8(gopyro.CodeRemote), Type: fmt.Sprintf("%T", err), Message: err.Error()}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The deadline the caller sent ran out on this side first.
+		re.Code = uint8(gopyro.CodeTimeout)
+	}
 	if ge, ok := errors.AsType[*gopyro.Error](err); ok {
 		re.Code = uint8(ge.Code)
 		re.Type = ge.RemoteType

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -133,29 +134,8 @@ func TestProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "gopyro")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/gopyro/gopyro/cmd/gopyro")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	srv := exec.CommandContext(t.Context(), bin, "echo", "--port", "0")
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	srv.Stderr = &stderr
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() {
-		t.Fatalf("no URI line; stderr: %s", stderr.String())
-	}
-	uri := sc.Text()
-	go io.Copy(io.Discard, stdout)
+	bin := buildBinary(t)
+	srv, uri, exited, stderr := startProcess(t, bin, "echo", "--port", "0")
 
 	out, err := exec.CommandContext(t.Context(), bin, "call", uri, "echo", `"hi"`).Output()
 	if err != nil || strings.TrimSpace(string(out)) != `"hi"` {
@@ -175,5 +155,127 @@ func TestProcesses(t *testing.T) {
 	}
 	if err := <-exited; err != nil {
 		t.Fatalf("echo exit after SIGINT: %v; stderr: %s", err, stderr.String())
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds the gopyro binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gopyro-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "gopyro")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/gopyro/gopyro/cmd/gopyro").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// startProcess starts bin with args and returns it with the first line of
+// its stdout. The process is killed when the test ends.
+func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string, <-chan error, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() {
+		t.Fatalf("%v: no first line; stderr: %s", args, stderr.String())
+	}
+	first := sc.Text()
+	go io.Copy(io.Discard, stdout)
+	return cmd, first, exited, stderr
+}
+
+func TestNameServerProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes")
+	}
+	bin := buildBinary(t)
+	store := filepath.Join(t.TempDir(), "ns.db")
+	ns, nsURI, exited, _ := startProcess(t, bin, "ns", "--port", "0", "--store", store)
+	addr := strings.TrimPrefix(nsURI, "PYRO:Pyro.NameServer@")
+	_, echoURI, _, _ := startProcess(t, bin, "echo", "--port", "0")
+
+	nsc := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"nsc", "--ns", addr}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nsc %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	nsc("register", "test.echo", echoURI, "--meta", "echo,test")
+	// kill -9 right after the register call returned: it must persist.
+	if err := ns.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	_, nsURI2, _, _ := startProcess(t, bin, "ns", "--port", "0", "--store", store)
+	addr = strings.TrimPrefix(nsURI2, "PYRO:Pyro.NameServer@")
+	if got := strings.TrimSpace(nsc("lookup", "test.echo")); got != echoURI {
+		t.Fatalf("after kill -9: lookup = %q, want %q", got, echoURI)
+	}
+	if got := nsc("list", "test."); !strings.Contains(got, "test.echo") || !strings.Contains(got, "[echo,test]") {
+		t.Fatalf("list = %q", got)
+	}
+	if got := nsc("--json", "yplookup", "--all", "echo"); !strings.Contains(got, `"uri": "`+echoURI+`"`) {
+		t.Fatalf("yplookup json = %q", got)
+	}
+	out, err := exec.Command(bin, "call", "--ns", addr, "PYRONAME:test.echo", "echo", `"via name"`).Output()
+	if err != nil || strings.TrimSpace(string(out)) != `"via name"` {
+		t.Fatalf("call PYRONAME = %q %v", out, err)
+	}
+	out, err = exec.Command(bin, "call", "PYROMETA:echo,test@"+addr, "echo", `1`).Output()
+	if err != nil || strings.TrimSpace(string(out)) != `1` {
+		t.Fatalf("call PYROMETA = %q %v", out, err)
+	}
+	if got := nsc("remove", "--prefix", "test."); got != "removed 1\n" {
+		t.Fatalf("remove = %q", got)
+	}
+	cmd := exec.Command(bin, "nsc", "--ns", addr, "lookup", "test.echo")
+	msg, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "unknown name: test.echo") {
+		t.Fatalf("lookup removed name: %v %s", err, msg)
+	}
+	// A second name server on the same store is refused, saying why.
+	msg, err = exec.Command(bin, "ns", "--port", "0", "--store", store).CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "locked") || !strings.Contains(string(msg), store) {
+		t.Fatalf("second ns on a locked store: %v %s", err, msg)
+	}
+	// A corrupt store is refused, never silently replaced.
+	bad := filepath.Join(t.TempDir(), "bad.db")
+	os.WriteFile(bad, []byte(strings.Repeat("garbage!", 2000)), 0o600)
+	msg, err = exec.Command(bin, "ns", "--port", "0", "--store", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "corrupt") {
+		t.Fatalf("corrupt store: %v %s", err, msg)
 	}
 }
