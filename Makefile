@@ -34,8 +34,8 @@ lint: ## gofmt, go vet
 depcheck: ## Prove the package import rules
 	./scripts/depcheck.sh
 
-demo: ## Run the cookbook demos end to end
-	$(GO) run ./cmd/gopyro demo chain
+demo: ## Run a name server (Ctrl-C stops it)
+	$(GO) run ./cmd/gopyro ns --memory
 
 ci: lint depcheck test ## What .ci/run runs
 

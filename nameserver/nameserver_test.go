@@ -21,7 +21,11 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startNS serves a name server on 127.0.0.1:0 and returns a client.
-func startNS(t *testing.T, opts Options) (*Server, *Client) {
+func startNS(t *testing.T, opts Options) (*Server, *Client) { return startNSTB(t, opts) }
+
+func startNSB(b *testing.B) (*Server, *Client) { return startNSTB(b, Options{}) }
+
+func startNSTB(t testing.TB, opts Options) (*Server, *Client) {
 	t.Helper()
 	s, err := New(opts)
 	if err != nil {
@@ -187,6 +191,17 @@ func TestBoltStoreRefusesBadFiles(t *testing.T) {
 type Hello struct{ name string }
 
 func (h *Hello) Who() string { return h.name }
+
+func serveHelloB(b *testing.B, c *Client) {
+	d := testutil.Serve(b)
+	u, err := d.Register(&Hello{"bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Register(b.Context(), "bench.hello", u); err != nil {
+		b.Fatal(err)
+	}
+}
 
 // serveHello serves a Hello on a fresh daemon and registers it as name.
 func serveHello(t *testing.T, c *Client, name, who string, tags ...string) *daemon.Daemon {
