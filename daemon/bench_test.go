@@ -7,8 +7,8 @@ import (
 	"github.com/gopyro/gopyro/proxy"
 )
 
-// BenchmarkSmallCall is one client calling a tiny method sequentially.
-func BenchmarkSmallCall(b *testing.B) {
+func benchProxy(b *testing.B) *proxy.Proxy {
+	b.Helper()
 	d := testutil.Serve(b)
 	u, err := d.Register(&Calc{})
 	if err != nil {
@@ -18,8 +18,14 @@ func BenchmarkSmallCall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
+	b.Cleanup(func() { p.Close() })
 	b.ReportAllocs()
+	return p
+}
+
+// BenchmarkSmallCall is one client calling a tiny method sequentially.
+func BenchmarkSmallCall(b *testing.B) {
+	p := benchProxy(b)
 	for b.Loop() {
 		if _, err := p.Call(b.Context(), "Echo", "0123456789abcdef"); err != nil {
 			b.Fatal(err)
@@ -29,17 +35,7 @@ func BenchmarkSmallCall(b *testing.B) {
 
 // BenchmarkSmallCallParallel is 8 goroutines sharing one proxy.
 func BenchmarkSmallCallParallel(b *testing.B) {
-	d := testutil.Serve(b)
-	u, err := d.Register(&Calc{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := proxy.New(u)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	b.ReportAllocs()
+	p := benchProxy(b)
 	b.SetParallelism(4) // 4 x GOMAXPROCS(2) = 8 goroutines here
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -64,7 +64,6 @@ type Daemon struct {
 	ctx      context.Context // cancelled by Close; parent of every call's context
 	cancel   context.CancelFunc
 	ready    chan struct{}
-	inflight atomic.Int64 // calls running now
 	nextConn atomic.Uint64
 
 	mu       sync.RWMutex
@@ -76,7 +75,7 @@ type Daemon struct {
 	serving  bool         // guarded by mu
 	draining bool         // guarded by mu: Shutdown or Close began
 	closed   bool         // guarded by mu
-	active   int          // calls counted for draining; guarded by mu
+	active   int          // calls running now; guarded by mu
 	drained  chan struct{}
 	conns    int // open connections; guarded by mu
 }
@@ -392,16 +391,27 @@ func (d *Daemon) Close() error {
 	return err
 }
 
-// begin counts a call for draining; false means the daemon is stopping.
-func (d *Daemon) begin() bool {
+// begin counts a call in, for the in-flight limit and for draining.
+func (d *Daemon) begin() beginResult {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.draining {
-		return false
+	switch {
+	case d.draining:
+		return errDraining
+	case d.active >= d.cfg.MaxInFlight:
+		return errBusy
 	}
 	d.active++
-	return true
+	return begun
 }
+
+type beginResult uint8
+
+const (
+	begun beginResult = iota
+	errDraining
+	errBusy
+)
 
 func (d *Daemon) end() {
 	d.mu.Lock()

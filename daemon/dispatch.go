@@ -51,16 +51,14 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 	if d.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(md[wire.MetaAuth]), []byte(d.cfg.Token)) != 1 {
 		return fail(gopyro.CodeSecurity, "missing or wrong token")
 	}
-	if n := d.inflight.Add(1); n > int64(d.cfg.MaxInFlight) {
-		d.inflight.Add(-1)
+	switch d.begin() {
+	case errDraining:
+		return fail(gopyro.CodeClosed, "daemon is shutting down")
+	case errBusy:
 		if oneway {
 			d.cfg.Logger.Warn("daemon: in-flight limit reached; dropping oneway call", "object", objID, "method", name)
 		}
 		return fail(gopyro.CodeBusy, "daemon has %d calls in flight (its limit)", d.cfg.MaxInFlight)
-	}
-	defer d.inflight.Add(-1)
-	if !d.begin() {
-		return fail(gopyro.CodeClosed, "daemon is shutting down")
 	}
 	defer d.end()
 

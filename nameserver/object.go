@@ -78,7 +78,11 @@ func (o *object) get(name string) (Entry, error) {
 // List returns the registrations whose names start with prefix and match
 // regex (both optional), as name -> URI.
 func (o *object) List(prefix, regex string) (map[string]string, error) {
-	es, err := o.ListEntries(prefix, regex)
+	return uriMap(o.ListEntries(prefix, regex))
+}
+
+// uriMap turns entries into name -> URI, as Pyro's list and yplookup answer.
+func uriMap(es []Entry, err error) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -125,15 +129,7 @@ func matcher(prefix, regex string) (func(string) bool, error) {
 // all and at least one tag of anyOf (each test skipped when its list is
 // empty; both empty is an error).
 func (o *object) YPLookup(all, anyOf []string) (map[string]string, error) {
-	es, err := o.YPLookupEntries(all, anyOf)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(es))
-	for _, e := range es {
-		out[e.Name] = e.URI
-	}
-	return out, nil
+	return uriMap(o.YPLookupEntries(all, anyOf))
 }
 
 // YPLookupEntries is YPLookup with metadata, sorted by name.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/wire"
@@ -233,7 +234,7 @@ func (p *Proxy) send(ctx context.Context, method string, payload []byte, oneway 
 	md[wire.MetaObject] = t.Object
 	md[wire.MetaMethod] = method
 	if dl, ok := ctx.Deadline(); ok {
-		md[wire.MetaTimeout] = wire.FormatTimeout(timeUntil(dl))
+		md[wire.MetaTimeout] = wire.FormatTimeout(time.Until(dl))
 	}
 	if p.cfg.token != "" {
 		md[wire.MetaAuth] = p.cfg.token
@@ -255,7 +256,7 @@ func (p *Proxy) send(ctx context.Context, method string, payload []byte, oneway 
 	m.Payload = payload
 	resMeta, reply, err := cl.SendRaw(ctx, m)
 	if err != nil {
-		return nil, p.transportError(ctx, cl, op, t, err)
+		return nil, p.transportError(cl, op, t, err)
 	}
 	if oneway {
 		return nil, nil
@@ -263,6 +264,11 @@ func (p *Proxy) send(ctx context.Context, method string, payload []byte, oneway 
 	if resMeta[wire.MetaError] == "1" {
 		ge := wire.DecodeError(reply)
 		ge.Op, ge.URI = op, t.String()
+		if ge.Code == gopyro.CodeTimeout {
+			// The deadline ran out on the daemon's side first: report it
+			// as the caller's own deadline, whichever side noticed.
+			ge.Err = context.DeadlineExceeded
+		}
 		if ge.Code == gopyro.CodeNotFound && ge.Remote && p.uri.Scheme != gopyro.SchemePyro {
 			// The name may now point at another object: look it up again.
 			p.mu.Lock()
@@ -274,7 +280,7 @@ func (p *Proxy) send(ctx context.Context, method string, payload []byte, oneway 
 	return reply, nil
 }
 
-func (p *Proxy) transportError(ctx context.Context, cl *client.Client, op string, t gopyro.URI, err error) error {
+func (p *Proxy) transportError(cl *client.Client, op string, t gopyro.URI, err error) error {
 	ge := &gopyro.Error{Op: op, URI: t.String(), Err: err}
 	var se client.ServiceError
 	switch {
@@ -300,7 +306,6 @@ func (p *Proxy) transportError(ctx context.Context, cl *client.Client, op string
 		ge.Message = "connection failed"
 		p.dropConn(cl)
 	}
-	_ = ctx
 	return ge
 }
 
@@ -311,22 +316,19 @@ func (p *Proxy) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dp, err := p.sibling(t, gopyro.DaemonID)
-	if err != nil {
-		return err
-	}
+	dp := p.sibling(t, gopyro.DaemonID)
 	defer dp.Close()
 	_, err = dp.Call(ctx, "Ping")
 	return err
 }
 
 // sibling returns a proxy for another object of the same daemon.
-func (p *Proxy) sibling(t gopyro.URI, id string) (*Proxy, error) {
+func (p *Proxy) sibling(t gopyro.URI, id string) *Proxy {
 	u := t
 	u.Object = id
 	q := &Proxy{uri: u, target: u, cfg: p.cfg}
 	q.seq.Store(wire.SeqBase)
-	return q, nil
+	return q
 }
 
 // Metadata describes the remote object: its methods and which of them are
@@ -345,7 +347,7 @@ func (p *Proxy) Metadata(ctx context.Context) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, err
 	}
-	dp, _ := p.sibling(t, gopyro.DaemonID)
+	dp := p.sibling(t, gopyro.DaemonID)
 	defer dp.Close()
 	res, err := dp.Call(ctx, "GetMetadata", t.Object)
 	if err != nil {

@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"time"
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/wire"
 )
-
-func timeUntil(t time.Time) time.Duration { return time.Until(t) }
 
 // Results holds the results of a call, still encoded.
 type Results struct {
