@@ -382,11 +382,21 @@ func (d *Daemon) Close() error {
 			close(d.drained)
 		}
 	}
+	ln := d.ln
 	d.mu.Unlock()
 	d.cancel()
-	err := d.srv.Close()
+	err := ignoreClosed(d.srv.Close())
+	if ln != nil {
+		// rpcx knows the listener only once its accept loop has started;
+		// a Close right after Ready must still stop Serve.
+		err = errors.Join(err, ignoreClosed(ln.Close()))
+	}
+	return err
+}
+
+func ignoreClosed(err error) error {
 	if errors.Is(err, net.ErrClosed) {
-		err = nil
+		return nil
 	}
 	return err
 }

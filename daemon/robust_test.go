@@ -485,3 +485,27 @@ func TestInstanceModes(t *testing.T) {
 		t.Fatalf("non-func factory: %v", err)
 	}
 }
+
+// TestCloseRightAfterReady: a Close between Ready and rpcx's accept loop
+// starting must still stop Serve.
+func TestCloseRightAfterReady(t *testing.T) {
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := daemon.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- d.Serve(t.Context(), ln) }()
+		<-d.Ready()
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

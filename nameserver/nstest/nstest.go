@@ -1,0 +1,43 @@
+// Package nstest starts name servers for tests, in the manner of
+// net/http/httptest.
+package nstest
+
+import (
+	"net"
+	"testing"
+
+	"github.com/gopyro/gopyro/nameserver"
+)
+
+// Start serves an in-memory name server on 127.0.0.1:0 until the test ends
+// and returns a client for it. Its address is Client.URI().Address().
+func Start(tb testing.TB) *nameserver.Client {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := nameserver.New(nameserver.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(tb.Context(), ln) }()
+	select {
+	case <-s.Ready():
+	case err := <-errc:
+		tb.Fatalf("name server: %v", err)
+	}
+	c, err := nameserver.Dial(s.URI().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = c.Close()
+		_ = s.Close()
+		if err := <-errc; err != nil {
+			tb.Errorf("name server: %v", err)
+		}
+	})
+	return c
+}
