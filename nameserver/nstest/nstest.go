@@ -3,6 +3,7 @@
 package nstest
 
 import (
+	"context"
 	"net"
 	"testing"
 
@@ -22,7 +23,9 @@ func Start(tb testing.TB) *nameserver.Client {
 		tb.Fatal(err)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.Serve(tb.Context(), ln) }()
+	// Not tb.Context(): that is cancelled before cleanups run, and other
+	// cleanups may still talk to the name server.
+	go func() { errc <- s.Serve(context.Background(), ln) }()
 	select {
 	case <-s.Ready():
 	case err := <-errc:

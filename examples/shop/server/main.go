@@ -1,0 +1,51 @@
+// Command server runs the shop example's BuyAnythingOnline shop as
+// "example.shop.Shop". A name server must be running (gopyro ns).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/gopyro/gopyro/examples/shop"
+	"github.com/gopyro/gopyro/nameserver"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "shop server:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	host := fs.String("host", "127.0.0.1", "address to listen on")
+	port := fs.Int("port", 0, "port to listen on (0: any free port)")
+	ns := fs.String("ns", "", "name server host:port (default: $GOPYRO_NS_HOST:$GOPYRO_NS_PORT, else 127.0.0.1:9090)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	nsc, err := nameserver.Locate(ctx, nameserver.At(*ns))
+	if err != nil {
+		return err
+	}
+	defer nsc.Close()
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		return err
+	}
+	s, err := shop.Start(ctx, ln, nsc, stdout)
+	if err != nil {
+		return err
+	}
+	return s.Wait()
+}
