@@ -34,8 +34,8 @@ lint: ## gofmt, go vet
 depcheck: ## Prove the package import rules
 	./scripts/depcheck.sh
 
-demo: ## Run a name server (Ctrl-C stops it)
-	$(GO) run ./cmd/gopyro ns --memory
+demo: ## Run the chain example end to end (SCENARIO=greeting|chain|shop)
+	$(GO) run ./cmd/gopyro demo $(or $(SCENARIO),chain)
 
 ci: lint depcheck test ## What .ci/run runs
 

@@ -279,3 +279,70 @@ func TestNameServerProcesses(t *testing.T) {
 		t.Fatalf("corrupt store: %v %s", err, msg)
 	}
 }
+
+func TestDemo(t *testing.T) {
+	want := map[string][]string{
+		"greeting": {
+			"[ns] name server PYRO:Pyro.NameServer@127.0.0.1:",
+			"[server] Ready. Object uri = PYRO:obj_",
+			"[client] What is your name? Ada",
+			"[client] Hi welcome Ada",
+		},
+		"chain": {
+			"[ns] name server PYRO:Pyro.NameServer@127.0.0.1:",
+			"[server_1] server_1 started",
+			"[server_2] server_2 started",
+			"[server_3] server_3 started",
+			"[server_1] 1 forwarding the message to the object 2",
+			"[server_2] 2 forwarding the message to the object 3",
+			"[server_3] 3 forwarding the message to the object 1",
+			"[server_1] Back at 1; the chain is closed!",
+			"[client] Result=['passed on from 1', 'passed on from 2', 'passed on from 3', 'complete at 1']",
+		},
+		"shop": {
+			"[ns] name server PYRO:Pyro.NameServer@127.0.0.1:",
+			"[server] Registered names with prefix example.shop.: {'example.shop.Shop': 'PYRO:obj_",
+			"[client] *** Rashmi is doing shopping with BuyAnythingOnline:",
+			"[client] Log on",
+			"[client] Deposit money 100",
+			"[client] balance=100.00",
+			"[client] Rashmi is buying a book for 37$",
+			"[client] Log out",
+			"[server] logout Rashmi",
+			"[client]",
+			"[client] *** Meeta is doing shopping with BuyAnythingOnline:",
+			"[client] Log on",
+			"[client] Deposit money 50",
+			"[client] balance=50.00",
+			"[client] Deposit money 50",
+			"[client] balance=100.00",
+			"[client] Log out",
+			"[server] logout Meeta",
+			"[client]",
+			"[client] The accounts in the BuyAnythingOnline:",
+			"[client]  Meeta : 100.00",
+			"[client]  Rashmi : 63.00",
+		},
+	}
+	for scenario, lines := range want {
+		t.Run(scenario, func(t *testing.T) {
+			out, _, err := run(t, "demo", scenario, "--name", "Ada")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			if len(got) != len(lines) {
+				t.Fatalf("got %d lines, want %d:\n%s", len(got), len(lines), out)
+			}
+			for i := range lines {
+				// Lines ending in a URI's prefix are matched by prefix.
+				if got[i] != lines[i] && !(strings.HasSuffix(lines[i], ":") || strings.HasSuffix(lines[i], "obj_")) || !strings.HasPrefix(got[i], lines[i]) {
+					t.Errorf("line %d = %q, want %q", i+1, got[i], lines[i])
+				}
+			}
+		})
+	}
+	if _, _, err := run(t, "demo", "nope"); ExitCode(err) != 2 {
+		t.Fatalf("unknown scenario: %v", err)
+	}
+}

@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gopyro/gopyro/examples/chain"
+	"github.com/gopyro/gopyro/examples/greeting"
+	"github.com/gopyro/gopyro/examples/shop"
+	"github.com/gopyro/gopyro/nameserver"
+)
+
+func demoCmd(e *env) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "demo greeting|chain|shop",
+		Short: "Run one of the example scenarios end to end",
+		Long: `Run an example scenario in one command: its own in-memory name server on a
+free 127.0.0.1 port, the scenario's servers, then its client. Every line is
+prefixed with the part that printed it ([ns], [server], [server_1],
+[client]). Each part has its own daemon, listener and connections, exactly as
+when they run as separate processes (see examples/*/README.md for that); they
+share this one process so that nothing is left behind.
+
+  greeting  a client asks the name server for "example.greeting" and is
+            greeted (--name sets the name it types, default gopyro)
+  chain     three servers in a ring pass a message round back to the first
+  shop      two customers shop at BuyAnythingOnline; the accounts are listed`,
+		Example: "  gopyro demo chain\n  gopyro demo greeting --name Ada",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := exactArgs(1)(cmd, args); err != nil {
+				return err
+			}
+			switch args[0] {
+			case "greeting", "chain", "shop":
+				return nil
+			}
+			return usageError{fmt.Errorf("unknown scenario %q (greeting, chain or shop)", args[0])}
+		},
+		ValidArgs: []string{"greeting", "chain", "shop"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDemo(cmd.Context(), args[0], name, e.stdout)
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "gopyro", "the name the greeting client types")
+	return cmd
+}
+
+// runDemo runs scenario with every part writing prefixed lines to stdout.
+func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err error) {
+	out := &prefixer{w: stdout}
+	defer func() { err = errors.Join(err, out.flush()) }()
+
+	nsOut := out.part("ns")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv, err := nameserver.New(nameserver.Options{})
+	if err != nil {
+		return err
+	}
+	nsDone := make(chan error, 1)
+	go func() { nsDone <- srv.Serve(context.WithoutCancel(ctx), ln) }()
+	defer func() { err = errors.Join(err, srv.Close(), <-nsDone) }()
+	select {
+	case <-srv.Ready():
+	case err := <-nsDone:
+		nsDone <- nil
+		return err
+	}
+	fmt.Fprintf(nsOut, "name server %s (in memory)\n", srv.URI())
+	ns, err := nameserver.Dial(srv.URI().String())
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+
+	// The servers run until the client is done.
+	sctx, stop := context.WithCancel(ctx)
+	var waits []func() error
+	defer func() {
+		stop()
+		for _, w := range waits {
+			err = errors.Join(err, w())
+		}
+	}()
+	listen := func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+	client := out.part("client")
+	switch scenario {
+	case "greeting":
+		l, err := listen()
+		if err != nil {
+			return err
+		}
+		s, err := greeting.Start(sctx, l, ns, out.part("server"))
+		if err != nil {
+			return err
+		}
+		waits = append(waits, s.Wait)
+		// The name arrives as if typed at a terminal, which echoes it.
+		typed := io.TeeReader(strings.NewReader(name+"\n"), client)
+		return greeting.Client(ctx, ns, typed, client)
+	case "chain":
+		for _, link := range [][2]string{{"1", "2"}, {"2", "3"}, {"3", "1"}} {
+			l, err := listen()
+			if err != nil {
+				return err
+			}
+			s, err := chain.Start(sctx, l, ns, link[0], link[1], out.part("server_"+link[0]))
+			if err != nil {
+				return err
+			}
+			waits = append(waits, s.Wait)
+		}
+		return chain.Client(ctx, ns, client)
+	case "shop":
+		l, err := listen()
+		if err != nil {
+			return err
+		}
+		s, err := shop.Start(sctx, l, ns, out.part("server"))
+		if err != nil {
+			return err
+		}
+		waits = append(waits, s.Wait)
+		return shop.Client(ctx, ns, client)
+	}
+	return usageError{fmt.Errorf("unknown scenario %q", scenario)}
+}
+
+// prefixer writes whole lines from several parts to one writer, each line
+// prefixed with its part's name.
+type prefixer struct {
+	mu    sync.Mutex
+	w     io.Writer
+	parts []*part
+}
+
+type part struct {
+	p      *prefixer
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixer) part(name string) io.Writer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pt := &part{p: p, prefix: "[" + name + "] "}
+	p.parts = append(p.parts, pt)
+	return pt
+}
+
+func (pt *part) Write(b []byte) (int, error) {
+	pt.p.mu.Lock()
+	defer pt.p.mu.Unlock()
+	pt.buf = append(pt.buf, b...)
+	for {
+		i := bytes.IndexByte(pt.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		if _, err := fmt.Fprintf(pt.p.w, "%s%s\n", pt.prefixFor(i), pt.buf[:i]); err != nil {
+			return 0, err
+		}
+		pt.buf = pt.buf[i+1:]
+	}
+}
+
+// prefixFor returns the prefix of a line of n bytes: no trailing blank
+// before an empty line.
+func (pt *part) prefixFor(n int) string {
+	if n == 0 {
+		return strings.TrimSuffix(pt.prefix, " ")
+	}
+	return pt.prefix
+}
+
+// flush writes what is left of unterminated lines.
+func (p *prefixer) flush() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pt := range p.parts {
+		if len(pt.buf) > 0 {
+			if _, err := fmt.Fprintf(p.w, "%s%s\n", pt.prefix, pt.buf); err != nil {
+				return err
+			}
+			pt.buf = nil
+		}
+	}
+	return nil
+}
