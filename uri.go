@@ -234,3 +234,17 @@ func (u URI) String() string {
 
 // IsZero reports whether u is the zero URI.
 func (u URI) IsZero() bool { return u.Scheme == "" }
+
+// MarshalText writes u in its string form, so that URIs print as strings
+// in JSON.
+func (u URI) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// UnmarshalText parses a URI written by MarshalText.
+func (u *URI) UnmarshalText(b []byte) error {
+	v, err := Parse(string(b))
+	if err != nil {
+		return err
+	}
+	*u = v
+	return nil
+}

@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"slices"
+
+	"github.com/gopyro/gopyro/internal/wire"
 
 	"github.com/gopyro/gopyro"
 )
@@ -42,3 +45,12 @@ func (o *daemonObject) Registered() ([]string, error) { return o.d.Registered(),
 
 // GetMetadata returns the metadata of one object.
 func (o *daemonObject) GetMetadata(id string) (ObjectMetadata, error) { return o.d.Metadata(id) }
+
+// StreamNext returns the next chunk of an open stream (a method result of
+// type iter.Seq or channel). The proxy calls it; see proxy.Stream.
+func (o *daemonObject) StreamNext(ctx context.Context, id string) (*wire.Chunk, error) {
+	return o.d.streamNext(ctx, id)
+}
+
+// StreamClose closes an open stream early; it reports whether it was open.
+func (o *daemonObject) StreamClose(id string) bool { return o.d.closeStream(id) }

@@ -70,6 +70,8 @@ type Daemon struct {
 	objects  map[string]*entry          // guarded by mu
 	types    map[reflect.Type]*typeInfo // guarded by mu
 	sessions map[*wire.GuardConn]*connState
+	streams  map[string]*stream // open streams by id; guarded by mu
+	byInst   map[any]string     // registered Single instances (comparable ones) to their ids; guarded by mu
 	loc      hostPort     // advertised location; guarded by mu
 	ln       net.Listener // guarded by mu
 	serving  bool         // guarded by mu
@@ -86,6 +88,7 @@ type connState struct {
 	ctx       context.Context // cancelled when the connection closes
 	cancel    context.CancelFunc
 	instances map[string]reflect.Value // Session instances by object id; guarded by Daemon.mu
+	streams   int                      // open streams owned; guarded by Daemon.mu
 }
 
 // New returns a daemon configured by opts. It serves nothing until
@@ -105,6 +108,8 @@ func New(opts ...Option) (*Daemon, error) {
 		objects:  map[string]*entry{},
 		types:    map[reflect.Type]*typeInfo{},
 		sessions: map[*wire.GuardConn]*connState{},
+		streams:  map[string]*stream{},
+		byInst:   map[any]string{},
 		drained:  make(chan struct{}),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -220,7 +225,15 @@ func (d *Daemon) register(t reflect.Type, mode InstanceMode, inst reflect.Value,
 		return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeExists, Op: op,
 			Message: fmt.Sprintf("object id %q is already registered (use daemon.Force to replace it)", id)}
 	}
+	if old, dup := d.objects[id]; dup {
+		d.forgetInstLocked(old)
+	}
 	d.objects[id] = &entry{id: id, mode: mode, inst: inst, factory: factory, info: ti, oneway: slices.Clone(rc.oneway)}
+	if mode == Single && inst.Kind() == reflect.Pointer && id != gopyro.DaemonID {
+		if _, taken := d.byInst[inst.Interface()]; !taken {
+			d.byInst[inst.Interface()] = id
+		}
+	}
 	return d.uriLocked(id)
 }
 
@@ -247,10 +260,12 @@ func (d *Daemon) Unregister(id string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.objects[id]; !ok || id == gopyro.DaemonID {
+	e, ok := d.objects[id]
+	if !ok || id == gopyro.DaemonID {
 		return d.fail("unregister", gopyro.CodeNotFound, "no object %q", id)
 	}
 	delete(d.objects, id)
+	d.forgetInstLocked(e)
 	for _, cs := range d.sessions {
 		if inst, ok := cs.instances[id]; ok {
 			closeInstance(inst)
@@ -385,6 +400,7 @@ func (d *Daemon) Close() error {
 	ln := d.ln
 	d.mu.Unlock()
 	d.cancel()
+	d.closeAllStreams()
 	err := ignoreClosed(d.srv.Close())
 	if ln != nil {
 		// rpcx knows the listener only once its accept loop has started;
@@ -480,6 +496,9 @@ func (d *Daemon) connClosed(gc *wire.GuardConn) {
 	d.conns--
 	cs := d.sessions[gc]
 	delete(d.sessions, gc)
+	if cs != nil {
+		d.orphanStreamsLocked(cs.id)
+	}
 	d.mu.Unlock()
 	if cs != nil {
 		cs.cancel()

@@ -82,7 +82,7 @@ func (c *Calc) Slow(ctx context.Context, d time.Duration) error {
 }
 
 // not callable remotely
-func (c *Calc) Chan() chan int { return nil }
+func (c *Calc) Func() func(int) int { return nil }
 
 func setup(t *testing.T, opts ...daemon.Option) (*Calc, *proxy.Proxy, *daemon.Daemon) {
 	t.Helper()
@@ -190,7 +190,7 @@ func TestRemoteErrors(t *testing.T) {
 		{"negative uint", "Uint", []any{-1}, gopyro.CodeArgument, "negative"},
 		{"fraction to int", "Add", []any{1.5, 2}, gopyro.CodeArgument, "not an integer"},
 		{"nested overflow", "Lens", []any{map[string][]int{"a": {1000}}}, gopyro.CodeArgument, "1000 overflows int8"},
-		{"unserved method", "Chan", nil, gopyro.CodeNotFound, `no method "Chan"`},
+		{"unserved method", "Func", nil, gopyro.CodeNotFound, `no method "Func"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

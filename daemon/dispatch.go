@@ -72,14 +72,78 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 	if e == nil {
 		return fail(gopyro.CodeNotFound, "unknown object %q", objID)
 	}
+	if int64(len(payload)) > d.cfg.MaxMessageSize {
+		return fail(gopyro.CodeProtocol, "arguments of %d bytes exceed the limit of %d", len(payload), d.cfg.MaxMessageSize)
+	}
+
+	ctx := d.ctx
+	if cs != nil {
+		ctx = cs.ctx // cancelled when the caller disconnects
+	}
+	if t, ok := wire.ParseTimeout(md[wire.MetaTimeout]); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	info := CallInfo{ObjectID: objID, Method: name, CorrelationID: md[wire.MetaCorrelation], Oneway: oneway}
+	if gc != nil {
+		info.RemoteAddr = gc.RemoteAddr()
+	}
+	if cs != nil {
+		info.ConnID = cs.id
+	}
+	if mode := md[wire.MetaBatch]; mode != "" {
+		op = "batch"
+		if err := wire.Validate(payload); err != nil {
+			return fail(gopyro.CodeProtocol, "malformed batch: %v", err)
+		}
+		calls, err := wire.DecodeBatch(payload)
+		if err != nil {
+			return fail(gopyro.CodeProtocol, "malformed batch: %v", err)
+		}
+		return d.batch(ctx, e, cs, info, calls, mode == wire.BatchStopOnFail)
+	}
+	return d.callMethod(ctx, e, cs, info, payload)
+}
+
+// batch runs calls on e in order and encodes each outcome.
+func (d *Daemon) batch(ctx context.Context, e *entry, cs *connState, info CallInfo, calls []wire.BatchCall, stopOnFail bool) ([]byte, error) {
+	rs := make([]wire.BatchResult, len(calls))
+	failed := false
+	for i, c := range calls {
+		if failed && stopOnFail {
+			rs[i].Status = wire.BatchSkipped
+			continue
+		}
+		info.Method = c.Method
+		b, err := d.callMethod(ctx, e, cs, info, c.Args)
+		if err != nil {
+			failed = true
+			rs[i] = wire.BatchResult{Status: wire.BatchFailed, Data: wire.EncodeError(err)}
+			continue
+		}
+		rs[i] = wire.BatchResult{Status: wire.BatchOK, Data: b}
+	}
+	b, err := wire.EncodeBatchReply(rs)
+	if err != nil {
+		return nil, &gopyro.Error{Code: gopyro.CodeProtocol, Op: "batch", URI: e.id, Message: "cannot encode the results: " + err.Error()}
+	}
+	return b, nil
+}
+
+// callMethod runs one call of info.Method on e with the encoded arguments
+// payload, and returns the encoded results.
+func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info CallInfo, payload []byte) ([]byte, error) {
+	objID, name := e.id, info.Method
+	op := "call " + name
+	fail := func(code gopyro.Code, format string, args ...any) ([]byte, error) {
+		return nil, &gopyro.Error{Code: code, Op: op, URI: objID, Message: fmt.Sprintf(format, args...)}
+	}
 	m := e.info.byName[name]
 	if m == nil {
 		return fail(gopyro.CodeNotFound, "object %q has no method %q (it has: %s)", objID, name, strings.Join(e.info.names(), ", "))
 	}
 	op = "call " + m.name
-	if int64(len(payload)) > d.cfg.MaxMessageSize {
-		return fail(gopyro.CodeProtocol, "arguments of %d bytes exceed the limit of %d", len(payload), d.cfg.MaxMessageSize)
-	}
 	if err := wire.Validate(payload); err != nil {
 		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
 	}
@@ -98,27 +162,18 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 		return fail(gopyro.CodeArgument, "%s takes %s%d argument%s, got %d", m.name, atLeast, want, plural(want), n)
 	}
 
-	ctx := d.ctx
-	if cs != nil {
-		ctx = cs.ctx // cancelled when the caller disconnects
+	// A method returning a stream keeps its context until the stream is
+	// closed, not just until it returns.
+	mctx := ctx
+	var endStreams context.CancelFunc
+	if m.streams {
+		mctx, endStreams = context.WithCancel(d.ctx)
 	}
-	if t, ok := wire.ParseTimeout(md[wire.MetaTimeout]); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
-	info := &CallInfo{ObjectID: objID, Method: name, CorrelationID: md[wire.MetaCorrelation], Oneway: oneway}
-	if gc != nil {
-		info.RemoteAddr = gc.RemoteAddr()
-	}
-	if cs != nil {
-		info.ConnID = cs.id
-	}
-	ctx = context.WithValue(ctx, callInfoKey{}, info)
+	mctx = context.WithValue(mctx, callInfoKey{}, &info)
 
 	args := make([]reflect.Value, 1, 2+n)
 	if m.ctx {
-		args = append(args, reflect.ValueOf(ctx))
+		args = append(args, reflect.ValueOf(mctx))
 	}
 	for i := range n {
 		var t reflect.Type
@@ -129,6 +184,9 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 		}
 		v := reflect.New(t).Elem()
 		if err := dec.Next(i, v); err != nil {
+			if endStreams != nil {
+				endStreams()
+			}
 			return fail(gopyro.CodeArgument, "%v", err)
 		}
 		args = append(args, v)
@@ -136,11 +194,19 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 
 	recv, err := d.instance(ctx, e, cs)
 	if err != nil {
+		if endStreams != nil {
+			endStreams()
+		}
 		return nil, &gopyro.Error{Code: gopyro.CodeRemote, Op: op, URI: objID, RemoteType: fmt.Sprintf("%T", err),
 			Message: "cannot create instance: " + err.Error()}
 	}
 	args[0] = recv
 	out, err := d.invoke(m, args)
+	if err == nil {
+		err = d.prepareResults(ctx, cs, m, out, endStreams)
+	} else if endStreams != nil {
+		endStreams()
+	}
 	if err != nil {
 		return nil, err
 	}

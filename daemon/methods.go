@@ -22,6 +22,8 @@ type method struct {
 	in       []reflect.Type
 	variadic bool
 	out      []reflect.Type // results without the trailing error
+	outKinds []streamKind   // per result: served as a stream?
+	streams  bool           // some result is a stream
 	hasErr   bool
 }
 
@@ -83,12 +85,47 @@ func newMethod(m reflect.Method) (*method, error) {
 	}
 	for i := range n {
 		out := ft.Out(i)
-		if err := checkWireType(out, map[reflect.Type]bool{}); err != nil {
+		kind, elem := streamKindOf(out)
+		check := out
+		if kind != notStream {
+			check = elem
+			mt.streams = true
+		}
+		if err := checkWireType(check, map[reflect.Type]bool{}); err != nil {
 			return nil, fmt.Errorf("result %d (%s): %v", i, out, err)
 		}
 		mt.out = append(mt.out, out)
+		mt.outKinds = append(mt.outKinds, kind)
 	}
 	return mt, nil
+}
+
+// streamKind says whether a result type is a stream and of which form.
+type streamKind uint8
+
+const (
+	notStream  streamKind = iota
+	seqStream             // iter.Seq[T]: func(yield func(T) bool)
+	chanStream            // a channel the daemon receives from
+)
+
+// streamKindOf recognises the result types served as streams: iter.Seq[T]
+// (any func(func(T) bool)) and channels that can be received from.
+func streamKindOf(t reflect.Type) (streamKind, reflect.Type) {
+	switch t.Kind() {
+	case reflect.Func:
+		if t.NumIn() == 1 && t.NumOut() == 0 && !t.IsVariadic() {
+			y := t.In(0)
+			if y.Kind() == reflect.Func && y.NumIn() == 1 && y.NumOut() == 1 && y.Out(0).Kind() == reflect.Bool && !y.IsVariadic() {
+				return seqStream, y.In(0)
+			}
+		}
+	case reflect.Chan:
+		if t.ChanDir()&reflect.RecvDir != 0 {
+			return chanStream, t.Elem()
+		}
+	}
+	return notStream, nil
 }
 
 // checkWireType reports why values of t cannot travel as msgpack.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/gopyro/gopyro"
 )
@@ -42,6 +43,17 @@ type Config struct {
 	SendStacks bool
 	// Logger receives the daemon's log lines. Default: discard.
 	Logger *slog.Logger
+
+	// MaxStreams bounds the open streams (results of type iter.Seq or
+	// channel) per client connection. Default 64.
+	MaxStreams int
+	// StreamLinger is how long a stream whose client disconnected stays
+	// open for the client to reconnect and go on; then it is closed.
+	// Default 30s.
+	StreamLinger time.Duration
+	// StreamChunk is the most items sent per round trip of a stream (a
+	// chunk also stops at about 1 MiB). Default 512.
+	StreamChunk int
 }
 
 // Option changes a Config.
@@ -71,6 +83,14 @@ func WithAdvertise(hostport string) Option { return func(c *Config) { c.Advertis
 // WithStacks sets [Config.SendStacks].
 func WithStacks(on bool) Option { return func(c *Config) { c.SendStacks = on } }
 
+// WithStreams sets [Config.MaxStreams], [Config.StreamLinger] and
+// [Config.StreamChunk]; zero values keep the defaults.
+func WithStreams(maxPerConn int, linger time.Duration, chunk int) Option {
+	return func(c *Config) {
+		c.MaxStreams, c.StreamLinger, c.StreamChunk = maxPerConn, linger, chunk
+	}
+}
+
 // WithLogger sets [Config.Logger].
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
 
@@ -87,6 +107,15 @@ func (c *Config) fill() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.StreamLinger == 0 {
+		c.StreamLinger = DefaultStreamLinger
+	}
+	if c.StreamChunk == 0 {
+		c.StreamChunk = DefaultStreamChunk
+	}
 	bad := func(msg string) error {
 		return &gopyro.Error{Code: gopyro.CodeInvalid, Op: "daemon.New", Message: msg}
 	}
@@ -97,6 +126,8 @@ func (c *Config) fill() error {
 		return bad("MaxInFlight must be positive")
 	case c.MaxConns < 1:
 		return bad("MaxConns must be positive")
+	case c.MaxStreams < 1, c.StreamLinger < 0, c.StreamChunk < 1:
+		return bad("MaxStreams and StreamChunk must be positive, StreamLinger not negative")
 	}
 	if c.Advertise != "" {
 		if _, err := splitHostPort(c.Advertise); err != nil {

@@ -50,13 +50,21 @@ func New(uri any, opts ...Option) (*Proxy, error) {
 	default:
 		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: fmt.Sprintf("uri must be a string or gopyro.URI, not %T", uri)}
 	}
-	p := &Proxy{uri: u, cfg: config{maxMessage: DefaultMaxMessageSize}}
+	cfg := config{maxMessage: DefaultMaxMessageSize}
 	for _, o := range opts {
-		o(&p.cfg)
+		o(&cfg)
 	}
-	if p.cfg.maxMessage < 1024 {
+	if cfg.maxMessage < 1024 {
 		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: "max message size must be at least 1024 bytes"}
 	}
+	p := &Proxy{}
+	p.init(u, cfg)
+	return p, nil
+}
+
+// init sets up a new proxy for u.
+func (p *Proxy) init(u gopyro.URI, cfg config) {
+	p.uri, p.cfg = u, cfg
 	if p.cfg.resolver == nil {
 		p.cfg.resolver = &NameServerResolver{Options: []Option{WithTLS(p.cfg.tls), WithToken(p.cfg.token), WithConnectTimeout(p.cfg.connectTimeout)}}
 	}
@@ -64,7 +72,6 @@ func New(uri any, opts ...Option) (*Proxy, error) {
 		p.target = u
 	}
 	p.seq.Store(wire.SeqBase)
-	return p, nil
 }
 
 // URI returns the URI the proxy was made with.
@@ -188,7 +195,7 @@ func (p *Proxy) Call(ctx context.Context, method string, args ...any) (*Results,
 	if err != nil {
 		return nil, err
 	}
-	return &Results{method: method, payload: b}, nil
+	return &Results{p: p, method: method, payload: b}, nil
 }
 
 // Oneway sends a call without waiting for its reply or learning whether it
@@ -202,7 +209,20 @@ func (p *Proxy) Oneway(ctx context.Context, method string, args ...any) error {
 	return err
 }
 
+// request is one message to the daemon.
+type request struct {
+	object  string // "" means the proxy's target object
+	method  string
+	payload []byte
+	oneway  bool
+	batch   string // wire.MetaBatch value; "" for a single call
+}
+
 func (p *Proxy) roundTrip(ctx context.Context, method string, payload []byte, oneway bool) ([]byte, error) {
+	return p.do(ctx, request{method: method, payload: payload, oneway: oneway})
+}
+
+func (p *Proxy) do(ctx context.Context, r request) ([]byte, error) {
 	if p.cfg.timeout > 0 {
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc
@@ -213,7 +233,7 @@ func (p *Proxy) roundTrip(ctx context.Context, method string, payload []byte, on
 	var err error
 	for attempt := 0; attempt <= p.cfg.retries; attempt++ {
 		var b []byte
-		b, err = p.send(ctx, method, payload, oneway)
+		b, err = p.send(ctx, r)
 		if err == nil || gopyro.CodeOf(err) != gopyro.CodeCommunication || ctx.Err() != nil {
 			return b, err
 		}
@@ -221,10 +241,13 @@ func (p *Proxy) roundTrip(ctx context.Context, method string, payload []byte, on
 	return nil, err
 }
 
-func (p *Proxy) send(ctx context.Context, method string, payload []byte, oneway bool) ([]byte, error) {
-	op := "call " + method
-	if oneway {
-		op = "oneway " + method
+func (p *Proxy) send(ctx context.Context, r request) ([]byte, error) {
+	op := "call " + r.method
+	switch {
+	case r.batch != "":
+		op = "batch"
+	case r.oneway:
+		op = "oneway " + r.method
 	}
 	cl, t, err := p.conn(ctx)
 	if err != nil {
@@ -232,7 +255,13 @@ func (p *Proxy) send(ctx context.Context, method string, payload []byte, oneway 
 	}
 	md := make(map[string]string, 6)
 	md[wire.MetaObject] = t.Object
-	md[wire.MetaMethod] = method
+	if r.object != "" {
+		md[wire.MetaObject] = r.object
+	}
+	md[wire.MetaMethod] = r.method
+	if r.batch != "" {
+		md[wire.MetaBatch] = r.batch
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		md[wire.MetaTimeout] = wire.FormatTimeout(time.Until(dl))
 	}
@@ -246,38 +275,42 @@ func (p *Proxy) send(ctx context.Context, method string, payload []byte, oneway 
 	m.SetMessageType(protocol.Request)
 	m.SetSerializeType(protocol.SerializeNone)
 	m.SetSeq(p.seq.Add(1))
-	if oneway {
+	if r.oneway {
 		m.SetOneway(true)
 		md[wire.MetaOneway] = "1"
 	}
 	m.ServicePath = wire.ServicePath
 	m.ServiceMethod = wire.ServiceMethod
 	m.Metadata = md
-	m.Payload = payload
+	m.Payload = r.payload
 	resMeta, reply, err := cl.SendRaw(ctx, m)
 	if err != nil {
 		return nil, p.transportError(cl, op, t, err)
 	}
-	if oneway {
+	if r.oneway {
 		return nil, nil
 	}
 	if resMeta[wire.MetaError] == "1" {
-		ge := wire.DecodeError(reply)
-		ge.Op, ge.URI = op, t.String()
-		if ge.Code == gopyro.CodeTimeout {
-			// The deadline ran out on the daemon's side first: report it
-			// as the caller's own deadline, whichever side noticed.
-			ge.Err = context.DeadlineExceeded
-		}
-		if ge.Code == gopyro.CodeNotFound && ge.Remote && p.uri.Scheme != gopyro.SchemePyro {
-			// The name may now point at another object: look it up again.
-			p.mu.Lock()
-			p.forgetTargetLocked()
-			p.mu.Unlock()
-		}
-		return nil, ge
+		return nil, p.remoteError(wire.DecodeError(reply), op, t)
 	}
 	return reply, nil
+}
+
+// remoteError completes an error decoded from a reply.
+func (p *Proxy) remoteError(ge *gopyro.Error, op string, t gopyro.URI) *gopyro.Error {
+	ge.Op, ge.URI = op, t.String()
+	if ge.Code == gopyro.CodeTimeout {
+		// The deadline ran out on the daemon's side first: report it
+		// as the caller's own deadline, whichever side noticed.
+		ge.Err = context.DeadlineExceeded
+	}
+	if ge.Code == gopyro.CodeNotFound && ge.Remote && p.uri.Scheme != gopyro.SchemePyro {
+		// The name may now point at another object: look it up again.
+		p.mu.Lock()
+		p.forgetTargetLocked()
+		p.mu.Unlock()
+	}
+	return ge
 }
 
 func (p *Proxy) transportError(cl *client.Client, op string, t gopyro.URI, err error) error {

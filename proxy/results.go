@@ -11,6 +11,7 @@ import (
 
 // Results holds the results of a call, still encoded.
 type Results struct {
+	p       *Proxy // the proxy that made the call, for references
 	method  string
 	payload []byte
 }
@@ -64,11 +65,13 @@ func (r *Results) decodeInto(vals []reflect.Value) error {
 			return r.fail(err)
 		}
 	}
+	adopt(r.p, vals)
 	return nil
 }
 
 // Values decodes the results into plain Go values: integers as int64,
-// floats as float64, strings, []byte, []any, map[string]any.
+// floats as float64, strings, []byte, []any, map[string]any, and object
+// references as gopyro.URI (decode into a *Proxy to get a proxy).
 func (r *Results) Values() ([]any, error) {
 	if err := wire.Validate(r.payload); err != nil {
 		return nil, r.fail(err)
@@ -125,7 +128,7 @@ func (p *Proxy) Go(ctx context.Context, method string, args ...any) *Future {
 			f.err = err
 			return
 		}
-		f.res = &Results{method: method, payload: b}
+		f.res = &Results{p: p, method: method, payload: b}
 	}()
 	return f
 }

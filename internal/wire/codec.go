@@ -174,7 +174,8 @@ func (d *Decoder) Next(index int, v reflect.Value) (err error) {
 
 // NextInterface decodes the next element into a plain Go value: integers
 // as int64 (uint64 above MaxInt64), floats as float64, bin as []byte, maps
-// as map[string]any (or map[any]any for other keys), arrays as []any.
+// as map[string]any (or map[any]any for other keys), arrays as []any,
+// object references as gopyro.URI.
 func (d *Decoder) NextInterface() (any, error) {
 	return decodeLoose(d.dec, 0)
 }
@@ -501,6 +502,9 @@ func decodeLoose(d *msgpack.Decoder, depth int) (any, error) {
 		return x, nil
 	case msgpcode.IsBin(c):
 		return d.DecodeBytes()
+	case msgpcode.IsExt(c):
+		// The only extension gopyro sends: an object reference.
+		return DecodeRef(d)
 	}
 	return d.DecodeInterfaceLoose()
 }

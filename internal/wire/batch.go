@@ -1,0 +1,134 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Batch metadata: a request with [MetaBatch] carries several calls on one
+// object, run in order. "1" runs them all; "s" stops at the first error.
+const (
+	MetaBatch       = "b"
+	BatchAll        = "1"
+	BatchStopOnFail = "s"
+)
+
+// BatchCall is one call of a batch: the method and its encoded arguments
+// (a msgpack array, as a single call's payload).
+type BatchCall struct {
+	Method string
+	Args   []byte
+}
+
+// Status of one call in a batch reply.
+const (
+	BatchOK      uint8 = 0 // Data holds the results (a msgpack array)
+	BatchFailed  uint8 = 1 // Data holds an error (EncodeError)
+	BatchSkipped uint8 = 2 // not run: an earlier call failed
+)
+
+// BatchResult is one call's outcome in a batch reply.
+type BatchResult struct {
+	Status uint8
+	Data   []byte
+}
+
+// EncodeBatch encodes calls as a batch request payload: an array of
+// [method, args] pairs, args as bin.
+func EncodeBatch(calls []BatchCall) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	if err := enc.EncodeArrayLen(len(calls)); err != nil {
+		return nil, err
+	}
+	for _, c := range calls {
+		_ = enc.EncodeArrayLen(2)
+		_ = enc.EncodeString(c.Method)
+		if err := enc.EncodeBytes(c.Args); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeBatch reads a batch request payload that [Validate] accepted.
+func DecodeBatch(b []byte) ([]BatchCall, error) {
+	d := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(d)
+	d.Reset(bytes.NewReader(b))
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 {
+		return nil, errors.New("batch is nil")
+	}
+	calls := make([]BatchCall, n)
+	for i := range calls {
+		if m, err := d.DecodeArrayLen(); err != nil || m != 2 {
+			return nil, fmt.Errorf("batch call %d: want [method, args]", i)
+		}
+		if calls[i].Method, err = d.DecodeString(); err != nil {
+			return nil, fmt.Errorf("batch call %d: method: %w", i, err)
+		}
+		if calls[i].Args, err = d.DecodeBytes(); err != nil {
+			return nil, fmt.Errorf("batch call %d: arguments: %w", i, err)
+		}
+	}
+	return calls, nil
+}
+
+// EncodeBatchReply encodes the outcomes of a batch: an array of
+// [status, data] pairs.
+func EncodeBatchReply(rs []BatchResult) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	if err := enc.EncodeArrayLen(len(rs)); err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		_ = enc.EncodeArrayLen(2)
+		_ = enc.EncodeUint8(r.Status)
+		if err := enc.EncodeBytes(r.Data); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeBatchReply reads a batch reply; want is the number of calls sent.
+func DecodeBatchReply(b []byte, want int) ([]BatchResult, error) {
+	if err := Validate(b); err != nil {
+		return nil, err
+	}
+	d := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(d)
+	d.Reset(bytes.NewReader(b))
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	if n != want {
+		return nil, fmt.Errorf("batch reply has %d results for %d calls", n, want)
+	}
+	rs := make([]BatchResult, n)
+	for i := range rs {
+		if m, err := d.DecodeArrayLen(); err != nil || m != 2 {
+			return nil, fmt.Errorf("batch result %d: want [status, data]", i)
+		}
+		if rs[i].Status, err = d.DecodeUint8(); err != nil || rs[i].Status > BatchSkipped {
+			return nil, fmt.Errorf("batch result %d: bad status", i)
+		}
+		if rs[i].Data, err = d.DecodeBytes(); err != nil {
+			return nil, fmt.Errorf("batch result %d: %w", i, err)
+		}
+	}
+	return rs, nil
+}

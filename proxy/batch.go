@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
+)
+
+// Batch collects calls on one object to send in one round trip. The daemon
+// runs them in order, one after the other, and reports each call's result
+// or error separately. A Batch is not safe for concurrent use.
+//
+//	b := p.Batch()
+//	b.Call("Deposit", "Meeta", 50)
+//	b.Call("Balance", "Meeta")
+//	res, err := b.Run(ctx) // err: the batch as a whole failed
+//	var balance float64
+//	err = res[1].Decode(&balance)
+type Batch struct {
+	p     *Proxy
+	calls []wire.BatchCall
+	err   error
+}
+
+// BatchResult is the outcome of one call of a batch.
+type BatchResult struct {
+	// Results holds the call's results when Err is nil.
+	*Results
+	// Err is the call's error: a remote error, or ErrSkipped when an
+	// earlier call failed and the batch was run with StopOnError.
+	Err error
+}
+
+// Decode decodes the call's results, or returns its error.
+func (r BatchResult) Decode(ptrs ...any) error {
+	if r.Err != nil {
+		return r.Err
+	}
+	return r.Results.Decode(ptrs...)
+}
+
+// ErrSkipped is the error of a batch call that did not run because an
+// earlier one failed (see StopOnError). It matches gopyro.ErrUnknown's code
+// only through its RemoteType; use errors.Is(err, proxy.ErrSkipped).
+var ErrSkipped = gopyro.NewError(gopyro.CodeUnknown, "gopyro.Skipped", "not run: an earlier call of the batch failed")
+
+// BatchOption changes how a batch runs.
+type BatchOption func(*batchConfig)
+
+type batchConfig struct{ stop bool }
+
+// StopOnError stops the batch at the first call that fails; the calls
+// after it are not run and report ErrSkipped.
+func StopOnError() BatchOption { return func(c *batchConfig) { c.stop = true } }
+
+// Batch returns an empty batch of calls on p's object.
+func (p *Proxy) Batch() *Batch { return &Batch{p: p} }
+
+// Call adds a call of method with args. An argument that cannot be encoded
+// makes Run fail.
+func (b *Batch) Call(method string, args ...any) {
+	payload, err := wire.EncodeArray(args...)
+	if err != nil && b.err == nil {
+		b.err = &gopyro.Error{Code: gopyro.CodeArgument, Op: "batch " + method, URI: b.p.uri.String(), Err: err}
+	}
+	b.calls = append(b.calls, wire.BatchCall{Method: method, Args: payload})
+}
+
+// Len returns the number of calls added.
+func (b *Batch) Len() int { return len(b.calls) }
+
+// Run sends the calls in one message and returns one result per call, in
+// order. Its error is for the batch as a whole (a lost connection, an
+// unknown object, a batch over the size limit); the calls' own errors are
+// in the results.
+func (b *Batch) Run(ctx context.Context, opts ...BatchOption) ([]BatchResult, error) {
+	payload, mode, err := b.encode(opts)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := b.p.do(ctx, request{method: "batch", payload: payload, batch: mode})
+	if err != nil {
+		return nil, err
+	}
+	rs, err := wire.DecodeBatchReply(reply, len(b.calls))
+	if err != nil {
+		return nil, &gopyro.Error{Code: gopyro.CodeProtocol, Op: "batch", URI: b.p.uri.String(), Message: "malformed batch reply", Err: err}
+	}
+	t, _ := b.p.resolve(ctx)
+	out := make([]BatchResult, len(rs))
+	for i, r := range rs {
+		method := b.calls[i].Method
+		switch r.Status {
+		case wire.BatchOK:
+			out[i].Results = &Results{p: b.p, method: method, payload: r.Data}
+		case wire.BatchFailed:
+			out[i].Err = b.p.remoteError(wire.DecodeError(r.Data), "call "+method, t)
+		default:
+			out[i].Err = ErrSkipped
+		}
+	}
+	return out, nil
+}
+
+// Oneway sends the calls without waiting: the daemon runs them in order
+// and nobody learns how they went.
+func (b *Batch) Oneway(ctx context.Context, opts ...BatchOption) error {
+	payload, mode, err := b.encode(opts)
+	if err != nil {
+		return err
+	}
+	_, err = b.p.do(ctx, request{method: "batch", payload: payload, batch: mode, oneway: true})
+	return err
+}
+
+func (b *Batch) encode(opts []BatchOption) ([]byte, string, error) {
+	if b.err != nil {
+		return nil, "", b.err
+	}
+	if len(b.calls) == 0 {
+		return nil, "", &gopyro.Error{Code: gopyro.CodeInvalid, Op: "batch", Message: "empty batch"}
+	}
+	var c batchConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	mode := wire.BatchAll
+	if c.stop {
+		mode = wire.BatchStopOnFail
+	}
+	payload, err := wire.EncodeBatch(b.calls)
+	if err != nil {
+		return nil, "", errors.Join(&gopyro.Error{Code: gopyro.CodeArgument, Op: "batch"}, err)
+	}
+	return payload, mode, nil
+}

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"context"
+	"iter"
+	"reflect"
+	"time"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
+)
+
+// Stream calls method, which returns a stream on the server (an iter.Seq[T]
+// or a channel of T), and returns an iterator over its items. Items arrive
+// in chunks, several per round trip (the daemon's StreamChunk), and are
+// fetched as the iterator is consumed. Breaking out of the loop closes
+// the stream on the server: its iterator's yield returns false and the
+// method's context is cancelled. An error ends the iteration as its last
+// pair.
+//
+//	for n, err := range proxy.Stream[int](ctx, p, "Count", 1000000) {
+//		if err != nil { return err }
+//		...
+//	}
+//
+// Streams are tied to the proxy's connection; if the client vanishes, the
+// daemon closes its streams after a linger time (daemon.Config.StreamLinger).
+// A stream may be the first result of method only.
+func Stream[T any](ctx context.Context, p *Proxy, method string, args ...any) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		res, err := p.Call(ctx, method, args...)
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		chunk, err := res.chunk()
+		for {
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for i := range chunk.N {
+				var v T
+				if err := chunk.Next(i, reflect.ValueOf(&v).Elem()); err != nil {
+					p.closeStream(chunk.ID, chunk.Done)
+					yield(zero, &gopyro.Error{Code: gopyro.CodeArgument, Op: "stream " + method, Err: err})
+					return
+				}
+				if !yield(v, nil) {
+					p.closeStream(chunk.ID, chunk.Done)
+					return
+				}
+			}
+			if chunk.Done {
+				return
+			}
+			chunk, err = p.nextChunk(ctx, chunk.ID)
+		}
+	}
+}
+
+// chunk reads the first result as a stream's first chunk.
+func (r *Results) chunk() (*wire.ChunkReader, error) {
+	if err := wire.Validate(r.payload); err != nil {
+		return nil, r.fail(err)
+	}
+	d, err := wire.NewDecoder(r.payload)
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	defer d.Release()
+	if d.Len() < 1 {
+		return nil, r.fail(errNotStream)
+	}
+	c, err := d.ReadChunk()
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	return c, nil
+}
+
+var errNotStream = &gopyro.Error{Code: gopyro.CodeArgument, Message: "the method returned no stream"}
+
+func (p *Proxy) nextChunk(ctx context.Context, id string) (*wire.ChunkReader, error) {
+	payload, err := wire.EncodeArray(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := p.do(ctx, request{object: gopyro.DaemonID, method: "StreamNext", payload: payload})
+	if err != nil {
+		return nil, err
+	}
+	return (&Results{p: p, method: "StreamNext", payload: b}).chunk()
+}
+
+// closeStream tells the daemon to close a stream the caller stopped
+// reading, without waiting for the answer.
+func (p *Proxy) closeStream(id string, done bool) {
+	if done {
+		return
+	}
+	payload, err := wire.EncodeArray(id)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = p.do(ctx, request{object: gopyro.DaemonID, method: "StreamClose", payload: payload, oneway: true})
+}
