@@ -72,12 +72,12 @@ type Daemon struct {
 	sessions map[*wire.GuardConn]*connState
 	streams  map[string]*stream // open streams by id; guarded by mu
 	byInst   map[any]string     // registered Single instances (comparable ones) to their ids; guarded by mu
-	loc      hostPort     // advertised location; guarded by mu
-	ln       net.Listener // guarded by mu
-	serving  bool         // guarded by mu
-	draining bool         // guarded by mu: Shutdown or Close began
-	closed   bool         // guarded by mu
-	active   int          // calls running now; guarded by mu
+	loc      hostPort           // advertised location; guarded by mu
+	ln       net.Listener       // guarded by mu
+	serving  bool               // guarded by mu
+	draining bool               // guarded by mu: Shutdown or Close began
+	closed   bool               // guarded by mu
+	active   int                // calls running now; guarded by mu
 	drained  chan struct{}
 	conns    int // open connections; guarded by mu
 }
