@@ -204,6 +204,15 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 	out, err := d.invoke(m, args)
 	if err == nil {
 		err = d.prepareResults(ctx, cs, m, out, endStreams)
+		if err == nil && info.Oneway && m.streams {
+			// Nobody will read the streams of a oneway call.
+			for _, v := range out {
+				if c, ok := v.Interface().(*wire.Chunk); ok && !c.Done {
+					d.closeStream(c.ID)
+				}
+			}
+			return nil, nil
+		}
 	} else if endStreams != nil {
 		endStreams()
 	}

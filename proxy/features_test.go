@@ -76,7 +76,7 @@ func (w *Worker) Ticks(ctx context.Context, n int) <-chan int {
 	return ch
 }
 
-func serveWorker(t *testing.T, opts ...daemon.Option) (*Worker, *daemon.Daemon, *proxy.Proxy) {
+func serveWorker(t testing.TB, opts ...daemon.Option) (*Worker, *daemon.Daemon, *proxy.Proxy) {
 	t.Helper()
 	d := testutil.Serve(t, opts...)
 	w := newWorker()
@@ -495,5 +495,16 @@ func TestCallbacks(t *testing.T) {
 	_, err = proxy.Call[string](ctx, p, "Publish", ref, "fail", false)
 	if err == nil || !strings.Contains(err.Error(), "callback failed remotely (test.ListenerError): listener refused fail") {
 		t.Fatalf("callback error: %v", err)
+	}
+}
+
+func TestStreamOnewayClosed(t *testing.T) {
+	w, d, p := serveWorker(t)
+	if err := p.Oneway(t.Context(), "Lines", 1000); err != nil {
+		t.Fatal(err)
+	}
+	<-w.stopped // the daemon closed the stream nobody reads
+	for d.OpenStreams() != 0 {
+		runtime.Gosched()
 	}
 }
