@@ -351,6 +351,56 @@ func TestHostilePayload(t *testing.T) {
 			t.Fatalf("payload %d: %v", i, ge)
 		}
 	}
+	// The same, and malformed batch structures, sent as batches.
+	for i, payload := range [][]byte{
+		{0xdd, 0x0f, 0xff, 0xff, 0xff, 0x01},
+		{0x91, 0x01},                     // [1]
+		{0x91, 0x91, 0xa1, 'Q'},          // [["Q"]]
+		{0x91, 0x92, 0x01, 0xc4, 0x00},   // [[1, bin""]]
+		{0x91, 0x92, 0xa1, 'Q', 0x91},    // truncated
+		{0x91, 0x92, 0xa1, 'Q', 0x90, 0}, // trailing bytes
+	} {
+		m := protocol.NewMessage()
+		m.SetMessageType(protocol.Request)
+		m.SetSerializeType(protocol.SerializeNone)
+		m.SetSeq(wire.SeqBase + 100 + uint64(i))
+		m.ServicePath, m.ServiceMethod = wire.ServicePath, wire.ServiceMethod
+		m.Metadata = map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "batch", wire.MetaBatch: wire.BatchAll}
+		m.Payload = payload
+		md, reply, err := cl.SendRaw(t.Context(), m)
+		if err != nil {
+			t.Fatalf("batch payload %d: %v", i, err)
+		}
+		if md[wire.MetaError] != "1" {
+			t.Fatalf("batch payload %d accepted", i)
+		}
+		if ge := wire.DecodeError(reply); ge.Code != gopyro.CodeProtocol {
+			t.Fatalf("batch payload %d: %v", i, ge)
+		}
+	}
+	// A well-formed batch whose call carries garbage arguments: that call
+	// fails, the batch does not.
+	good, _ := wire.EncodeBatch([]wire.BatchCall{{Method: "Quick", Args: []byte{0x90}}, {Method: "Quick", Args: []byte{0xc1}}})
+	m := protocol.NewMessage()
+	m.SetMessageType(protocol.Request)
+	m.SetSerializeType(protocol.SerializeNone)
+	m.SetSeq(wire.SeqBase + 200)
+	m.ServicePath, m.ServiceMethod = wire.ServicePath, wire.ServiceMethod
+	m.Metadata = map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "batch", wire.MetaBatch: wire.BatchAll}
+	m.Payload = good
+	md, reply, err := cl.SendRaw(t.Context(), m)
+	if err != nil || md[wire.MetaError] == "1" {
+		t.Fatalf("batch with one bad call: %v %v", err, md)
+	}
+	rs, err := wire.DecodeBatchReply(reply, 2)
+	if err != nil || rs[0].Status != wire.BatchOK || rs[1].Status != wire.BatchFailed || wire.DecodeError(rs[1].Data).Code != gopyro.CodeProtocol {
+		t.Fatalf("batch with one bad call: %v %+v", err, rs)
+	}
+	// A stream id nobody opened.
+	dp := newProxy(t, gopyro.URI{Scheme: gopyro.SchemePyro, Object: gopyro.DaemonID, Host: u.Host, Port: u.Port})
+	if _, err := dp.Call(t.Context(), "StreamNext", "0123"); !errors.Is(err, gopyro.ErrNotFound) {
+		t.Fatalf("unknown stream: %v", err)
+	}
 }
 
 // Ring calls itself through one shared proxy: re-entrant calls on one
