@@ -52,7 +52,7 @@ func (r *Results) decodeInto(vals []reflect.Value) error {
 	if err := wire.Validate(r.payload); err != nil {
 		return r.fail(err)
 	}
-	d, err := wire.NewDecoder(r.payload)
+	d, err := wire.NewAliasingDecoder(r.payload)
 	if err != nil {
 		return r.fail(err)
 	}

@@ -37,6 +37,16 @@ func NewEncoder() *Encoder {
 
 // EncodeArray appends vals as one msgpack array.
 func (e *Encoder) EncodeArray(vals ...any) error {
+	size := 0
+	for _, v := range vals {
+		switch x := v.(type) {
+		case []byte:
+			size += len(x)
+		case string:
+			size += len(x)
+		}
+	}
+	e.grow(size)
 	if err := e.enc.EncodeArrayLen(len(vals)); err != nil {
 		return err
 	}
@@ -50,6 +60,14 @@ func (e *Encoder) EncodeArray(vals ...any) error {
 
 // EncodeValues appends vals (reflect values) as one msgpack array.
 func (e *Encoder) EncodeValues(vals []reflect.Value) error {
+	size := 0
+	for _, v := range vals {
+		switch {
+		case v.Kind() == reflect.String, v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8:
+			size += v.Len()
+		}
+	}
+	e.grow(size)
 	if err := e.enc.EncodeArrayLen(len(vals)); err != nil {
 		return err
 	}
@@ -79,9 +97,22 @@ func (e *Encoder) encodeValue(v any) (err error) {
 	return e.enc.Encode(v)
 }
 
-// Bytes returns a copy of the encoded bytes.
+// Bytes returns the encoded bytes: a copy, or for a buffer too large to be
+// pooled, the buffer itself (Release then drops it).
 func (e *Encoder) Bytes() []byte {
+	if e.buf.Cap() > maxPooledBuf {
+		return e.buf.Bytes()
+	}
 	return bytes.Clone(e.buf.Bytes())
+}
+
+// grow makes room for about n more bytes, so that a large []byte or
+// string is copied into the buffer once instead of through repeated
+// doubling.
+func (e *Encoder) grow(n int) {
+	if n > 4<<10 {
+		e.buf.Grow(n + 64)
+	}
 }
 
 // Release returns the encoder's resources to their pools.
@@ -118,15 +149,17 @@ func (e *ArgError) Error() string {
 // Decoder reads one validated msgpack array into declared Go types. Create
 // it with [NewDecoder] after [Validate] succeeded on the bytes.
 type Decoder struct {
-	r   bytes.Reader
-	dec *msgpack.Decoder
-	n   int
+	src   []byte
+	r     bytes.Reader
+	dec   *msgpack.Decoder
+	n     int
+	alias bool
 }
 
 // NewDecoder starts decoding the array in b, which must have passed
 // [Validate]. It reads the array header; [Decoder.Len] is its length.
 func NewDecoder(b []byte) (*Decoder, error) {
-	d := &Decoder{}
+	d := &Decoder{src: b}
 	d.r.Reset(b)
 	d.dec = msgpack.GetDecoder()
 	d.dec.Reset(&d.r)
@@ -140,6 +173,17 @@ func NewDecoder(b []byte) (*Decoder, error) {
 	}
 	d.n = n
 	return d, nil
+}
+
+// NewAliasingDecoder is NewDecoder for bytes the caller owns and never
+// reuses (a reply's payload): a []byte value at the top level then shares
+// b's memory instead of being copied.
+func NewAliasingDecoder(b []byte) (*Decoder, error) {
+	d, err := NewDecoder(b)
+	if d != nil {
+		d.alias = true
+	}
+	return d, err
 }
 
 // Len is the number of values in the array.
@@ -162,6 +206,15 @@ func (d *Decoder) Next(index int, v reflect.Value) (err error) {
 			err = &ArgError{Index: index, Type: v.Type().String(), Msg: fmt.Sprint("cannot decode: ", r)}
 		}
 	}()
+	if d.alias && v.Type() == bytesType {
+		if b, ok, err := d.aliasBytes(); ok || err != nil {
+			if err != nil {
+				return &ArgError{Index: index, Type: v.Type().String(), Msg: err.Error()}
+			}
+			v.SetBytes(b)
+			return nil
+		}
+	}
 	if err := decodeValue(d.dec, v, 0); err != nil {
 		var ae *ArgError
 		if errors.As(err, &ae) {
@@ -181,8 +234,37 @@ func (d *Decoder) NextInterface() (any, error) {
 }
 
 var (
-	timeType = reflect.TypeFor[time.Time]()
+	timeType  = reflect.TypeFor[time.Time]()
+	bytesType = reflect.TypeFor[[]byte]()
 )
+
+// aliasBytes reads a bin value as a slice of the source bytes. ok is false
+// when the next value is not bin (decode it the usual way).
+func (d *Decoder) aliasBytes() (b []byte, ok bool, err error) {
+	c, err := d.dec.PeekCode()
+	if err != nil || !msgpcode.IsBin(c) {
+		return nil, false, nil
+	}
+	n, err := d.dec.DecodeBytesLen()
+	if err != nil {
+		return nil, true, err
+	}
+	off := len(d.src) - d.r.Len()
+	if n < 0 || off+n > len(d.src) {
+		return nil, true, errors.New("truncated bin")
+	}
+	if n < 64<<10 {
+		// Small: copy, so the slice does not keep the whole reply alive.
+		b := make([]byte, n)
+		copy(b, d.src[off:])
+		_, err := d.r.Seek(int64(n), 1)
+		return b, true, err
+	}
+	if _, err := d.r.Seek(int64(n), 1); err != nil {
+		return nil, true, err
+	}
+	return d.src[off : off+n : off+n], true, nil
+}
 
 func decodeValue(d *msgpack.Decoder, v reflect.Value, depth int) error {
 	if depth > MaxDepth {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -236,5 +237,40 @@ func TestGuardConn(t *testing.T) {
 	}
 	if err := feed(1<<20, frameHeader(1, 0x04)); err == nil || !strings.Contains(err.Error(), "compressed") {
 		t.Fatalf("gzip frame: %v", err)
+	}
+}
+
+func TestAliasingDecoder(t *testing.T) {
+	big := make([]byte, 100<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	small := []byte("tiny")
+	b, err := EncodeArray(big, small, "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewAliasingDecoder(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Release()
+	var gotBig, gotSmall []byte
+	var after string
+	for i, v := range []any{&gotBig, &gotSmall, &after} {
+		if err := d.Next(i, reflect.ValueOf(v).Elem()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(gotBig, big) || !bytes.Equal(gotSmall, small) || after != "after" {
+		t.Fatalf("decoded %d bytes, %q, %q", len(gotBig), gotSmall, after)
+	}
+	// The large value shares the payload; the small ones do not.
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p := uintptr(unsafe.Pointer(unsafe.SliceData(gotBig))); p < start || p >= start+uintptr(len(b)) {
+		t.Fatal("large value was copied")
+	}
+	if p := uintptr(unsafe.Pointer(unsafe.SliceData(gotSmall))); p >= start && p < start+uintptr(len(b)) {
+		t.Fatal("small value aliases the payload")
 	}
 }

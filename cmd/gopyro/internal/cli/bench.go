@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gopyro/gopyro/internal/bench"
+)
+
+func benchCmd(e *env) *cobra.Command {
+	var (
+		duration time.Duration
+		runs     int
+		cases    []string
+		asJSON   bool
+		noRSS    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure gopyro against raw TCP, raw rpcx and net/rpc on this machine",
+		Long: `Measure gopyro and its baselines doing the same work, in one run, on
+127.0.0.1: a raw TCP length-prefixed echo (the floor), raw rpcx (SendRaw to a
+raw handler) and the standard library's net/rpc. Each line gives gopyro's
+figure, each baseline's, and gopyro's ratio to it (above 1: gopyro is
+faster). Systems run interleaved, each case --runs times; the median is
+reported. Shared machines are noisy: compare ratios, not absolute figures.
+
+Allocations per op count the client and the server together (they share
+this process). The daemon's resident memory is measured on a separate
+"gopyro echo" process, idle and after echoing 16 MiB payloads.
+
+Cases: ` + strings.Join(bench.CaseNames(), ", "),
+		Example: "  gopyro bench --duration 2s --runs 5\n  gopyro bench --case small,echo-16MiB --json",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if duration <= 0 || runs < 1 {
+				return usageError{fmt.Errorf("--duration must be positive and --runs at least 1")}
+			}
+			ctx := cmd.Context()
+			var results []bench.Result
+			row := func(cells ...string) {
+				fmt.Fprintf(e.stdout, "%-14s %-8s", cells[0], cells[1])
+				for _, c := range cells[2:] {
+					fmt.Fprintf(e.stdout, " %-16s", c)
+				}
+				fmt.Fprintln(e.stdout)
+			}
+			if !asJSON {
+				row(append(append([]string{"case", "unit"}, bench.SystemOrder...), "allocs/op gopyro, rpcx")...)
+			}
+			err := bench.Run(ctx, bench.Options{Duration: duration, Runs: runs, Cases: cases}, func(r bench.Result) error {
+				results = append(results, r)
+				if asJSON {
+					return nil
+				}
+				cells := []string{r.Case, r.Unit}
+				for _, name := range bench.SystemOrder {
+					m, ok := r.Systems[name]
+					switch {
+					case !ok:
+						cells = append(cells, "-")
+					case name == "gopyro":
+						cells = append(cells, human(m.Value))
+					default:
+						cells = append(cells, fmt.Sprintf("%s (%.2fx)", human(m.Value), r.Ratios[name]))
+					}
+				}
+				row(append(cells, fmt.Sprintf("%.0f, %.0f", r.Systems["gopyro"].AllocsPerOp, r.Systems["rpcx"].AllocsPerOp))...)
+				return nil
+			})
+			if err != nil {
+				if strings.HasPrefix(err.Error(), "unknown case") {
+					return usageError{err}
+				}
+				return err
+			}
+			var rss *bench.RSS
+			if !noRSS {
+				bin, err := os.Executable()
+				if err == nil {
+					r, err := bench.DaemonRSS(ctx, bin, 16<<20, 5)
+					if err != nil {
+						fmt.Fprintln(e.stderr, "daemon RSS not measured:", err)
+					} else {
+						rss = &r
+					}
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Duration string         `json:"duration"`
+					Runs     int            `json:"runs"`
+					Results  []bench.Result `json:"results"`
+					RSS      *bench.RSS     `json:"daemon_rss,omitempty"`
+				}{duration.String(), runs, results, rss})
+			}
+			if rss != nil {
+				fmt.Fprintf(e.stdout, "\ndaemon RSS: idle %.1f MB; after %d echoes of %d MiB: %.1f MB, peak %.1f MB (%.1fx the payload)\n",
+					mb(rss.Idle), rss.Echoes, rss.Payload>>20, mb(rss.After), mb(rss.Peak), float64(rss.Peak)/float64(rss.Payload))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&duration, "duration", time.Second, "time per case, system and run")
+	cmd.Flags().IntVar(&runs, "runs", 1, "runs per case; the median is reported")
+	cmd.Flags().StringSliceVar(&cases, "case", nil, "cases to run, comma separated (default: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&noRSS, "no-rss", false, "skip the daemon memory measurement")
+	return cmd
+}
+
+func mb(b int64) float64 { return float64(b) / 1e6 }
+
+// human formats a rate with a k or M suffix.
+func human(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
