@@ -21,7 +21,9 @@ func (d *Daemon) handle(c *server.Context) error {
 	md := c.Metadata()
 	oneway := md[wire.MetaOneway] == "1"
 	gc, _ := c.Get(server.RemoteConnContextKey).(*wire.GuardConn)
-	payload, err := d.call(md, c.Payload(), gc, oneway)
+	enc := wire.NewEncoder()
+	defer enc.Release() // after c.Write: rpcx copies the reply as it frames it
+	payload, err := d.call(md, c.Payload(), gc, oneway, enc)
 	if oneway {
 		if err != nil {
 			d.cfg.Logger.Debug("daemon: oneway call failed", "object", md[wire.MetaObject], "method", md[wire.MetaMethod], "err", err)
@@ -42,10 +44,16 @@ func (d *Daemon) handle(c *server.Context) error {
 	return nil
 }
 
-func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, oneway bool) ([]byte, error) {
+// call runs the request and returns its encoded reply, written into enc
+// (or, for a batch, a buffer of its own).
+func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, oneway bool, enc *wire.Encoder) ([]byte, error) {
 	objID, name := md[wire.MetaObject], md[wire.MetaMethod]
-	op := "call " + name
+	batch := md[wire.MetaBatch] != ""
 	fail := func(code gopyro.Code, format string, args ...any) ([]byte, error) {
+		op := "call " + name // built on failure only: the call path allocates little
+		if batch {
+			op = "batch"
+		}
 		return nil, &gopyro.Error{Code: code, Op: op, URI: objID, Message: fmt.Sprintf(format, args...)}
 	}
 	if d.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(md[wire.MetaAuth]), []byte(d.cfg.Token)) != 1 {
@@ -93,7 +101,6 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 		info.ConnID = cs.id
 	}
 	if mode := md[wire.MetaBatch]; mode != "" {
-		op = "batch"
 		if err := wire.Validate(payload); err != nil {
 			return fail(gopyro.CodeProtocol, "malformed batch: %v", err)
 		}
@@ -103,12 +110,18 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 		}
 		return d.batch(ctx, e, cs, info, calls, mode == wire.BatchStopOnFail)
 	}
-	return d.callMethod(ctx, e, cs, info, payload)
+	return d.callMethod(ctx, e, cs, info, payload, enc)
 }
 
 // batch runs calls on e in order and encodes each outcome.
 func (d *Daemon) batch(ctx context.Context, e *entry, cs *connState, info CallInfo, calls []wire.BatchCall, stopOnFail bool) ([]byte, error) {
 	rs := make([]wire.BatchResult, len(calls))
+	var encs []*wire.Encoder
+	defer func() {
+		for _, enc := range encs {
+			enc.Release()
+		}
+	}()
 	failed := false
 	for i, c := range calls {
 		if failed && stopOnFail {
@@ -116,7 +129,9 @@ func (d *Daemon) batch(ctx context.Context, e *entry, cs *connState, info CallIn
 			continue
 		}
 		info.Method = c.Method
-		b, err := d.callMethod(ctx, e, cs, info, c.Args)
+		enc := wire.NewEncoder()
+		encs = append(encs, enc)
+		b, err := d.callMethod(ctx, e, cs, info, c.Args, enc)
 		if err != nil {
 			failed = true
 			rs[i] = wire.BatchResult{Status: wire.BatchFailed, Data: wire.EncodeError(err)}
@@ -133,17 +148,17 @@ func (d *Daemon) batch(ctx context.Context, e *entry, cs *connState, info CallIn
 
 // callMethod runs one call of info.Method on e with the encoded arguments
 // payload, and returns the encoded results.
-func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info CallInfo, payload []byte) ([]byte, error) {
+func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info CallInfo, payload []byte, enc *wire.Encoder) ([]byte, error) {
 	objID, name := e.id, info.Method
-	op := "call " + name
+	opName := name
 	fail := func(code gopyro.Code, format string, args ...any) ([]byte, error) {
-		return nil, &gopyro.Error{Code: code, Op: op, URI: objID, Message: fmt.Sprintf(format, args...)}
+		return nil, &gopyro.Error{Code: code, Op: "call " + opName, URI: objID, Message: fmt.Sprintf(format, args...)}
 	}
 	m := e.info.byName[name]
 	if m == nil {
 		return fail(gopyro.CodeNotFound, "object %q has no method %q (it has: %s)", objID, name, strings.Join(e.info.names(), ", "))
 	}
-	op = "call " + m.name
+	opName = m.name
 	if err := wire.Validate(payload); err != nil {
 		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
 	}
@@ -169,7 +184,9 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 	if m.streams {
 		mctx, endStreams = context.WithCancel(d.ctx)
 	}
-	mctx = context.WithValue(mctx, callInfoKey{}, &info)
+	if m.ctx || m.streams {
+		mctx = context.WithValue(mctx, callInfoKey{}, &info)
+	}
 
 	args := make([]reflect.Value, 1, 2+n)
 	if m.ctx {
@@ -197,7 +214,7 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 		if endStreams != nil {
 			endStreams()
 		}
-		return nil, &gopyro.Error{Code: gopyro.CodeRemote, Op: op, URI: objID, RemoteType: fmt.Sprintf("%T", err),
+		return nil, &gopyro.Error{Code: gopyro.CodeRemote, Op: "call " + opName, URI: objID, RemoteType: fmt.Sprintf("%T", err),
 			Message: "cannot create instance: " + err.Error()}
 	}
 	args[0] = recv
@@ -219,12 +236,10 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 	if err != nil {
 		return nil, err
 	}
-	enc := wire.NewEncoder()
-	defer enc.Release()
 	if err := enc.EncodeValues(out); err != nil {
 		return fail(gopyro.CodeProtocol, "cannot encode the results: %v", err)
 	}
-	return enc.Bytes(), nil
+	return enc.Raw(), nil
 }
 
 func plural(n int) string {

@@ -187,11 +187,12 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 // Call calls method with args and returns its results, to be decoded with
 // [Results.Decode]. A remote error is a *gopyro.Error with Remote set.
 func (p *Proxy) Call(ctx context.Context, method string, args ...any) (*Results, error) {
-	payload, err := wire.EncodeArray(args...)
-	if err != nil {
+	enc := wire.NewEncoder()
+	defer enc.Release() // after the send: rpcx copies the request as it frames it
+	if err := enc.EncodeArray(args...); err != nil {
 		return nil, &gopyro.Error{Code: gopyro.CodeArgument, Op: "call " + method, URI: p.uri.String(), Err: err}
 	}
-	b, err := p.roundTrip(ctx, method, payload, false)
+	b, err := p.roundTrip(ctx, method, enc.Raw(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +202,12 @@ func (p *Proxy) Call(ctx context.Context, method string, args ...any) (*Results,
 // Oneway sends a call without waiting for its reply or learning whether it
 // succeeded. It returns once the call was written (or failed to be).
 func (p *Proxy) Oneway(ctx context.Context, method string, args ...any) error {
-	payload, err := wire.EncodeArray(args...)
-	if err != nil {
+	enc := wire.NewEncoder()
+	defer enc.Release()
+	if err := enc.EncodeArray(args...); err != nil {
 		return &gopyro.Error{Code: gopyro.CodeArgument, Op: "oneway " + method, URI: p.uri.String(), Err: err}
 	}
-	_, err = p.roundTrip(ctx, method, payload, true)
+	_, err := p.roundTrip(ctx, method, enc.Raw(), true)
 	return err
 }
 
@@ -216,6 +218,17 @@ type request struct {
 	payload []byte
 	oneway  bool
 	batch   string // wire.MetaBatch value; "" for a single call
+}
+
+// op names the request in errors.
+func (r request) op() string {
+	switch {
+	case r.batch != "":
+		return "batch"
+	case r.oneway:
+		return "oneway " + r.method
+	}
+	return "call " + r.method
 }
 
 func (p *Proxy) roundTrip(ctx context.Context, method string, payload []byte, oneway bool) ([]byte, error) {
@@ -242,13 +255,6 @@ func (p *Proxy) do(ctx context.Context, r request) ([]byte, error) {
 }
 
 func (p *Proxy) send(ctx context.Context, r request) ([]byte, error) {
-	op := "call " + r.method
-	switch {
-	case r.batch != "":
-		op = "batch"
-	case r.oneway:
-		op = "oneway " + r.method
-	}
 	cl, t, err := p.conn(ctx)
 	if err != nil {
 		return nil, err
@@ -285,13 +291,13 @@ func (p *Proxy) send(ctx context.Context, r request) ([]byte, error) {
 	m.Payload = r.payload
 	resMeta, reply, err := cl.SendRaw(ctx, m)
 	if err != nil {
-		return nil, p.transportError(cl, op, t, err)
+		return nil, p.transportError(cl, r.op(), t, err)
 	}
 	if r.oneway {
 		return nil, nil
 	}
 	if resMeta[wire.MetaError] == "1" {
-		return nil, p.remoteError(wire.DecodeError(reply), op, t)
+		return nil, p.remoteError(wire.DecodeError(reply), r.op(), t)
 	}
 	return reply, nil
 }

@@ -17,7 +17,6 @@ import (
 // not pin its memory.
 const maxPooledBuf = 64 << 10
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Encoder writes msgpack arrays. It is not safe for concurrent use; get one
 // with [NewEncoder] and return it with [Encoder.Release].
@@ -26,13 +25,17 @@ type Encoder struct {
 	enc *msgpack.Encoder
 }
 
-// NewEncoder returns an encoder whose buffer comes from a pool.
+var encPool = sync.Pool{New: func() any {
+	e := &Encoder{buf: new(bytes.Buffer)}
+	e.enc = msgpack.NewEncoder(e.buf)
+	return e
+}}
+
+// NewEncoder returns an encoder from a pool.
 func NewEncoder() *Encoder {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	enc := msgpack.GetEncoder()
-	enc.Reset(buf)
-	return &Encoder{buf: buf, enc: enc}
+	e := encPool.Get().(*Encoder)
+	e.buf.Reset()
+	return e
 }
 
 // EncodeArray appends vals as one msgpack array.
@@ -62,6 +65,9 @@ func (e *Encoder) EncodeArray(vals ...any) error {
 func (e *Encoder) EncodeValues(vals []reflect.Value) error {
 	size := 0
 	for _, v := range vals {
+		for v.Kind() == reflect.Interface && !v.IsNil() {
+			v = v.Elem()
+		}
 		switch {
 		case v.Kind() == reflect.String, v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8:
 			size += v.Len()
@@ -117,12 +123,18 @@ func (e *Encoder) grow(n int) {
 
 // Release returns the encoder's resources to their pools.
 func (e *Encoder) Release() {
-	msgpack.PutEncoder(e.enc)
-	if e.buf.Cap() <= maxPooledBuf {
-		bufPool.Put(e.buf)
+	if e.buf.Cap() > maxPooledBuf {
+		// Do not pin a large buffer: the pooled encoder gets a fresh one
+		// (Bytes may have handed this one out).
+		e.buf = new(bytes.Buffer)
+		e.enc.Reset(e.buf)
 	}
-	e.buf, e.enc = nil, nil
+	encPool.Put(e)
 }
+
+// Raw returns the encoded bytes without copying them; they are valid until
+// Release.
+func (e *Encoder) Raw() []byte { return e.buf.Bytes() }
 
 // EncodeArray encodes vals as one msgpack array.
 func EncodeArray(vals ...any) ([]byte, error) {
@@ -159,9 +171,9 @@ type Decoder struct {
 // NewDecoder starts decoding the array in b, which must have passed
 // [Validate]. It reads the array header; [Decoder.Len] is its length.
 func NewDecoder(b []byte) (*Decoder, error) {
-	d := &Decoder{src: b}
+	d := decPool.Get().(*Decoder)
+	d.src, d.alias = b, false
 	d.r.Reset(b)
-	d.dec = msgpack.GetDecoder()
 	d.dec.Reset(&d.r)
 	n, err := d.dec.DecodeArrayLen()
 	if err != nil {
@@ -174,6 +186,12 @@ func NewDecoder(b []byte) (*Decoder, error) {
 	d.n = n
 	return d, nil
 }
+
+var decPool = sync.Pool{New: func() any {
+	d := &Decoder{}
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
 
 // NewAliasingDecoder is NewDecoder for bytes the caller owns and never
 // reuses (a reply's payload): a []byte value at the top level then shares
@@ -191,10 +209,9 @@ func (d *Decoder) Len() int { return d.n }
 
 // Release returns the decoder to its pool.
 func (d *Decoder) Release() {
-	if d.dec != nil {
-		msgpack.PutDecoder(d.dec)
-		d.dec = nil
-	}
+	d.src = nil
+	d.r.Reset(nil)
+	decPool.Put(d)
 }
 
 // Next decodes the next array element into v, which must be settable,
