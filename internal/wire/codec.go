@@ -17,7 +17,6 @@ import (
 // not pin its memory.
 const maxPooledBuf = 64 << 10
 
-
 // Encoder writes msgpack arrays. It is not safe for concurrent use; get one
 // with [NewEncoder] and return it with [Encoder.Release].
 type Encoder struct {
