@@ -349,25 +349,25 @@ func (p *Proxy) transportError(cl *client.Client, op string, t gopyro.URI, err e
 }
 
 // Ping calls the built-in daemon object's ping: it proves the daemon
-// serving this proxy's object is alive.
+// serving this proxy's object is alive. It uses the proxy's connection.
 func (p *Proxy) Ping(ctx context.Context) error {
-	t, err := p.resolve(ctx)
-	if err != nil {
-		return err
-	}
-	dp := p.sibling(t, gopyro.DaemonID)
-	defer dp.Close()
-	_, err = dp.Call(ctx, "Ping")
+	_, err := p.callDaemon(ctx, "Ping")
 	return err
 }
 
-// sibling returns a proxy for another object of the same daemon.
-func (p *Proxy) sibling(t gopyro.URI, id string) *Proxy {
-	u := t
-	u.Object = id
-	q := &Proxy{uri: u, target: u, cfg: p.cfg}
-	q.seq.Store(wire.SeqBase)
-	return q
+// callDaemon calls a method of the built-in daemon object of the proxy's
+// daemon, on the proxy's connection.
+func (p *Proxy) callDaemon(ctx context.Context, method string, args ...any) (*Results, error) {
+	enc := wire.NewEncoder()
+	defer enc.Release()
+	if err := enc.EncodeArray(args...); err != nil {
+		return nil, &gopyro.Error{Code: gopyro.CodeArgument, Op: "call " + method, URI: p.uri.String(), Err: err}
+	}
+	b, err := p.do(ctx, request{object: gopyro.DaemonID, method: method, payload: enc.Raw()})
+	if err != nil {
+		return nil, err
+	}
+	return &Results{p: p, method: method, payload: b}, nil
 }
 
 // Metadata describes the remote object: its methods and which of them are
@@ -386,9 +386,7 @@ func (p *Proxy) Metadata(ctx context.Context) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, err
 	}
-	dp := p.sibling(t, gopyro.DaemonID)
-	defer dp.Close()
-	res, err := dp.Call(ctx, "GetMetadata", t.Object)
+	res, err := p.callDaemon(ctx, "GetMetadata", t.Object)
 	if err != nil {
 		return Metadata{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/bench"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -344,5 +346,50 @@ func TestDemo(t *testing.T) {
 	}
 	if _, _, err := run(t, "demo", "nope"); ExitCode(err) != 2 {
 		t.Fatalf("unknown scenario: %v", err)
+	}
+}
+
+func TestBench(t *testing.T) {
+	out, _, err := run(t, "bench", "--duration", "20ms", "--case", "small,oneway", "--no-rss", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Results []struct {
+			Case    string
+			Systems map[string]struct{ Value float64 }
+			Ratios  map[string]float64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(report.Results) != 2 || report.Results[0].Case != "small" || report.Results[1].Case != "oneway" {
+		t.Fatalf("results: %+v", report.Results)
+	}
+	small := report.Results[0]
+	for _, sys := range []string{"gopyro", "rpcx", "net/rpc", "tcp"} {
+		if small.Systems[sys].Value <= 0 {
+			t.Errorf("small/%s = %v", sys, small.Systems[sys].Value)
+		}
+	}
+	if _, ok := report.Results[1].Systems["net/rpc"]; ok || small.Ratios["rpcx"] <= 0 {
+		t.Errorf("oneway has net/rpc, or no ratio: %+v", report.Results)
+	}
+	if _, _, err := run(t, "bench", "--case", "nope"); ExitCode(err) != 2 {
+		t.Fatalf("unknown case: %v", err)
+	}
+}
+
+func TestBenchDaemonRSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	r, err := bench.DaemonRSS(t.Context(), buildBinary(t), 1<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Idle <= 0 || r.Peak < r.Idle || r.After <= 0 {
+		t.Fatalf("rss = %+v", r)
 	}
 }
