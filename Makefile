@@ -4,7 +4,7 @@ BIN       := bin
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 
-.PHONY: help build test test-race test-bench fuzz bench lint depcheck demo ci clean
+.PHONY: help build test test-race test-bench fuzz bench perf lint depcheck demo ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ fuzz: ## Run each fuzz test for FUZZTIME (default 10s)
 
 bench: ## Run the benchmarks (BENCHTIME per case)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+perf: ## gopyro bench: medians of 5 runs against raw TCP, raw rpcx, net/rpc
+	$(GO) run ./cmd/gopyro bench --duration 1s --runs 5
 
 lint: ## gofmt, go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
