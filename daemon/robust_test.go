@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"math/big"
 	"net"
 	"runtime"
@@ -23,6 +24,7 @@ import (
 	"github.com/gopyro/gopyro/internal/testutil"
 	"github.com/gopyro/gopyro/internal/wire"
 	"github.com/gopyro/gopyro/proxy"
+	"github.com/smallnest/rpcx/client"
 	"github.com/smallnest/rpcx/protocol"
 )
 
@@ -318,6 +320,24 @@ func TestOversizedMessage(t *testing.T) {
 	}
 }
 
+// sendRaw sends payload to the gate object's route with extra metadata.
+func sendRaw(t *testing.T, cl *client.Client, seq uint64, md map[string]string, payload []byte) (map[string]string, []byte) {
+	t.Helper()
+	m := protocol.NewMessage()
+	m.SetMessageType(protocol.Request)
+	m.SetSerializeType(protocol.SerializeNone)
+	m.SetSeq(wire.SeqBase + seq)
+	m.ServicePath, m.ServiceMethod = wire.ServicePath, wire.ServiceMethod
+	m.Metadata = map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "Quick"}
+	maps.Copy(m.Metadata, md)
+	m.Payload = payload
+	rmd, reply, err := cl.SendRaw(t.Context(), m)
+	if err != nil {
+		t.Fatalf("payload %x: %v", payload, err)
+	}
+	return rmd, reply
+}
+
 func TestHostilePayload(t *testing.T) {
 	_, _, u := gateProxy(t)
 	cl, err := wire.Dial(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 1 << 20})
@@ -333,17 +353,7 @@ func TestHostilePayload(t *testing.T) {
 		{0xc1},       // never-used code
 		append([]byte{0x91}, []byte(strings.Repeat("\x91", 1000))...), // too deep
 	} {
-		m := protocol.NewMessage()
-		m.SetMessageType(protocol.Request)
-		m.SetSerializeType(protocol.SerializeNone)
-		m.SetSeq(wire.SeqBase + uint64(i))
-		m.ServicePath, m.ServiceMethod = wire.ServicePath, wire.ServiceMethod
-		m.Metadata = map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "Quick"}
-		m.Payload = payload
-		md, reply, err := cl.SendRaw(t.Context(), m)
-		if err != nil {
-			t.Fatalf("payload %d: %v", i, err)
-		}
+		md, reply := sendRaw(t, cl, uint64(i), nil, payload)
 		if md[wire.MetaError] != "1" {
 			t.Fatalf("payload %d accepted", i)
 		}
@@ -352,6 +362,7 @@ func TestHostilePayload(t *testing.T) {
 		}
 	}
 	// The same, and malformed batch structures, sent as batches.
+	batchMeta := map[string]string{wire.MetaMethod: "batch", wire.MetaBatch: wire.BatchAll}
 	for i, payload := range [][]byte{
 		{0xdd, 0x0f, 0xff, 0xff, 0xff, 0x01},
 		{0x91, 0x01},                     // [1]
@@ -360,17 +371,7 @@ func TestHostilePayload(t *testing.T) {
 		{0x91, 0x92, 0xa1, 'Q', 0x91},    // truncated
 		{0x91, 0x92, 0xa1, 'Q', 0x90, 0}, // trailing bytes
 	} {
-		m := protocol.NewMessage()
-		m.SetMessageType(protocol.Request)
-		m.SetSerializeType(protocol.SerializeNone)
-		m.SetSeq(wire.SeqBase + 100 + uint64(i))
-		m.ServicePath, m.ServiceMethod = wire.ServicePath, wire.ServiceMethod
-		m.Metadata = map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "batch", wire.MetaBatch: wire.BatchAll}
-		m.Payload = payload
-		md, reply, err := cl.SendRaw(t.Context(), m)
-		if err != nil {
-			t.Fatalf("batch payload %d: %v", i, err)
-		}
+		md, reply := sendRaw(t, cl, 100+uint64(i), batchMeta, payload)
 		if md[wire.MetaError] != "1" {
 			t.Fatalf("batch payload %d accepted", i)
 		}
@@ -381,16 +382,9 @@ func TestHostilePayload(t *testing.T) {
 	// A well-formed batch whose call carries garbage arguments: that call
 	// fails, the batch does not.
 	good, _ := wire.EncodeBatch([]wire.BatchCall{{Method: "Quick", Args: []byte{0x90}}, {Method: "Quick", Args: []byte{0xc1}}})
-	m := protocol.NewMessage()
-	m.SetMessageType(protocol.Request)
-	m.SetSerializeType(protocol.SerializeNone)
-	m.SetSeq(wire.SeqBase + 200)
-	m.ServicePath, m.ServiceMethod = wire.ServicePath, wire.ServiceMethod
-	m.Metadata = map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "batch", wire.MetaBatch: wire.BatchAll}
-	m.Payload = good
-	md, reply, err := cl.SendRaw(t.Context(), m)
-	if err != nil || md[wire.MetaError] == "1" {
-		t.Fatalf("batch with one bad call: %v %v", err, md)
+	md, reply := sendRaw(t, cl, 200, batchMeta, good)
+	if md[wire.MetaError] == "1" {
+		t.Fatalf("batch with one bad call failed as a whole: %s", wire.DecodeError(reply))
 	}
 	rs, err := wire.DecodeBatchReply(reply, 2)
 	if err != nil || rs[0].Status != wire.BatchOK || rs[1].Status != wire.BatchFailed || wire.DecodeError(rs[1].Data).Code != gopyro.CodeProtocol {

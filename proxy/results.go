@@ -20,14 +20,28 @@ func (r *Results) fail(err error) error {
 	return &gopyro.Error{Code: gopyro.CodeArgument, Op: "decode results of " + r.method, Err: err}
 }
 
+// decoder validates the payload and starts decoding it; aliasing lets
+// large []byte results share the payload (it is never reused).
+func (r *Results) decoder(aliasing bool) (*wire.Decoder, error) {
+	if err := wire.Validate(r.payload); err != nil {
+		return nil, r.fail(err)
+	}
+	newDecoder := wire.NewDecoder
+	if aliasing {
+		newDecoder = wire.NewAliasingDecoder
+	}
+	d, err := newDecoder(r.payload)
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	return d, nil
+}
+
 // Len returns the number of results.
 func (r *Results) Len() (int, error) {
-	if err := wire.Validate(r.payload); err != nil {
-		return 0, r.fail(err)
-	}
-	d, err := wire.NewDecoder(r.payload)
+	d, err := r.decoder(false)
 	if err != nil {
-		return 0, r.fail(err)
+		return 0, err
 	}
 	defer d.Release()
 	return d.Len(), nil
@@ -49,12 +63,9 @@ func (r *Results) Decode(ptrs ...any) error {
 }
 
 func (r *Results) decodeInto(vals []reflect.Value) error {
-	if err := wire.Validate(r.payload); err != nil {
-		return r.fail(err)
-	}
-	d, err := wire.NewAliasingDecoder(r.payload)
+	d, err := r.decoder(true)
 	if err != nil {
-		return r.fail(err)
+		return err
 	}
 	defer d.Release()
 	if len(vals) > d.Len() {
@@ -73,12 +84,9 @@ func (r *Results) decodeInto(vals []reflect.Value) error {
 // floats as float64, strings, []byte, []any, map[string]any, and object
 // references as gopyro.URI (decode into a *Proxy to get a proxy).
 func (r *Results) Values() ([]any, error) {
-	if err := wire.Validate(r.payload); err != nil {
-		return nil, r.fail(err)
-	}
-	d, err := wire.NewDecoder(r.payload)
+	d, err := r.decoder(false)
 	if err != nil {
-		return nil, r.fail(err)
+		return nil, err
 	}
 	defer d.Release()
 	out := make([]any, d.Len())

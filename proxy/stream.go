@@ -62,12 +62,9 @@ func Stream[T any](ctx context.Context, p *Proxy, method string, args ...any) it
 
 // chunk reads the first result as a stream's first chunk.
 func (r *Results) chunk() (*wire.ChunkReader, error) {
-	if err := wire.Validate(r.payload); err != nil {
-		return nil, r.fail(err)
-	}
-	d, err := wire.NewDecoder(r.payload)
+	d, err := r.decoder(false)
 	if err != nil {
-		return nil, r.fail(err)
+		return nil, err
 	}
 	defer d.Release()
 	if d.Len() < 1 {

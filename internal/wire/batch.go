@@ -39,17 +39,24 @@ type BatchResult struct {
 // EncodeBatch encodes calls as a batch request payload: an array of
 // [method, args] pairs, args as bin.
 func EncodeBatch(calls []BatchCall) ([]byte, error) {
+	return encodePairs(len(calls), func(enc *msgpack.Encoder, i int) error {
+		_ = enc.EncodeString(calls[i].Method)
+		return enc.EncodeBytes(calls[i].Args)
+	})
+}
+
+// encodePairs encodes an array of n two-element arrays written by pair.
+func encodePairs(n int, pair func(enc *msgpack.Encoder, i int) error) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
-	if err := enc.EncodeArrayLen(len(calls)); err != nil {
+	if err := enc.EncodeArrayLen(n); err != nil {
 		return nil, err
 	}
-	for _, c := range calls {
+	for i := range n {
 		_ = enc.EncodeArrayLen(2)
-		_ = enc.EncodeString(c.Method)
-		if err := enc.EncodeBytes(c.Args); err != nil {
+		if err := pair(enc, i); err != nil {
 			return nil, err
 		}
 	}
@@ -86,21 +93,10 @@ func DecodeBatch(b []byte) ([]BatchCall, error) {
 // EncodeBatchReply encodes the outcomes of a batch: an array of
 // [status, data] pairs.
 func EncodeBatchReply(rs []BatchResult) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
-	if err := enc.EncodeArrayLen(len(rs)); err != nil {
-		return nil, err
-	}
-	for _, r := range rs {
-		_ = enc.EncodeArrayLen(2)
-		_ = enc.EncodeUint8(r.Status)
-		if err := enc.EncodeBytes(r.Data); err != nil {
-			return nil, err
-		}
-	}
-	return buf.Bytes(), nil
+	return encodePairs(len(rs), func(enc *msgpack.Encoder, i int) error {
+		_ = enc.EncodeUint8(rs[i].Status)
+		return enc.EncodeBytes(rs[i].Data)
+	})
 }
 
 // DecodeBatchReply reads a batch reply; want is the number of calls sent.
