@@ -40,9 +40,20 @@ func (d *Daemon) handle(c *server.Context) error {
 		}
 		return nil
 	}
+	if len(payload) >= directReplySize && gc != nil {
+		// rpcx would copy the payload into a frame buffer first.
+		if req, ok := wire.Request(c); ok {
+			_ = gc.WriteReply(req, payload)
+			return nil
+		}
+	}
 	_ = c.Write(payload)
 	return nil
 }
+
+// directReplySize is the reply size from which the daemon writes replies
+// itself; see wire.GuardConn.WriteReply.
+const directReplySize = 256 << 10
 
 // call runs the request and returns its encoded reply, written into enc
 // (or, for a batch, a buffer of its own).
@@ -162,7 +173,10 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 	if err := wire.Validate(payload); err != nil {
 		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
 	}
-	dec, err := wire.NewDecoder(payload)
+	// Large []byte arguments share the payload: rpcx reads every request
+	// into a buffer of its own and never reuses it (TestRetainedArguments
+	// guards this), so a method may even keep them.
+	dec, err := wire.NewAliasingDecoder(payload)
 	if err != nil {
 		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
 	}

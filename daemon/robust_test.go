@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,11 +11,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"maps"
 	"math/big"
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -552,4 +555,77 @@ func TestCloseRightAfterReady(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Keeper keeps the byte slices it is given.
+type Keeper struct {
+	mu   sync.Mutex
+	kept [][]byte
+}
+
+func (k *Keeper) Keep(b []byte, v any) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kept = append(k.kept, b, v.([]byte))
+	return len(b)
+}
+
+// TestRetainedArguments: large []byte arguments share the request buffer
+// instead of being copied; a method that keeps them must still see its
+// bytes after later requests (rpcx must not reuse request buffers).
+func TestRetainedArguments(t *testing.T) {
+	d := testutil.Serve(t)
+	k := &Keeper{}
+	u, err := d.Register(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u)
+	const n, size = 20, 200 << 10
+	for i := range n {
+		b := bytes.Repeat([]byte{byte(i)}, size)
+		if _, err := p.Call(t.Context(), "Keep", b, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, b := range k.kept {
+		if len(b) != size || b[0] != byte(i/2) || b[size-1] != byte(i/2) || bytes.Count(b, []byte{byte(i / 2)}) != size {
+			t.Fatalf("kept slice %d changed", i)
+		}
+	}
+}
+
+// TestLargeRepliesInterleaved: large replies the daemon writes itself and
+// small ones rpcx writes share a connection without mixing their bytes.
+func TestLargeRepliesInterleaved(t *testing.T) {
+	d := testutil.Serve(t)
+	u, err := d.Register(&Calc{}, daemon.WithID("calc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				if (g+i)%2 == 0 {
+					b := bytes.Repeat([]byte{byte(g*20 + i)}, 300<<10+i)
+					got, err := proxy.Call[[]byte](t.Context(), p, "Bytes", b)
+					if err != nil || !bytes.Equal(got, append(b, '!')) {
+						t.Errorf("large echo %d/%d: %d bytes, %v", g, i, len(got), err)
+						return
+					}
+					continue
+				}
+				s := fmt.Sprint(g, "/", i)
+				if got, err := proxy.Call[string](t.Context(), p, "Echo", s); err != nil || got != s {
+					t.Errorf("small echo %s: %q, %v", s, got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -169,7 +169,7 @@ func Cases() []Case {
 		{Name: "small", Unit: "calls/s", Doc: "16-byte echo, one client", Goroutines: 1, Op: echoOp(0, false)},
 		{Name: "small-8conn", Unit: "calls/s", Doc: "16-byte echo, 8 clients on 8 connections", Goroutines: 8, Op: echoOp(0, false)},
 		{Name: "small-8shared", Unit: "calls/s", Doc: "16-byte echo, 8 goroutines sharing one client", Goroutines: 8, Op: echoOp(0, true)},
-		{Name: "oneway", Unit: "calls/s", Doc: "oneway calls run by the server per second, one client", Goroutines: 1, Oneway: true,
+		{Name: "oneway", Unit: "calls/s", Doc: "oneway calls run by the server per second (first send to the last call run), one client", Goroutines: 1, Oneway: true,
 			Op: func(ctx context.Context, e *Env, s *System, g int) (func(int) error, float64, func(), bool, error) {
 				if s.Executed == nil {
 					return nil, 0, nil, false, nil
@@ -254,6 +254,9 @@ type Measurement struct {
 	Value       float64 `json:"value"`
 	AllocsPerOp float64 `json:"allocs_per_op"` // client and server together (one process)
 	BytesPerOp  float64 `json:"bytes_per_op"`
+	// Lost is the share of oneway calls sent that the server never ran
+	// (a gopyro daemon drops those over its in-flight limit).
+	Lost float64 `json:"lost,omitempty"`
 }
 
 // Measure runs c for s for about d and returns its rate in c.Unit.
@@ -292,10 +295,26 @@ func Measure(ctx context.Context, e *Env, c Case, s *System, d time.Duration) (M
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
 	var executed int64
+	elapsed := time.Since(start)
 	if c.Oneway {
-		executed = s.Executed() - execBefore
+		// The rate at which the server ran them: wait for the calls sent
+		// to have run, until no more run for 100ms (a daemon drops oneway
+		// calls over its in-flight limit; those never run).
+		tick := time.NewTicker(time.Millisecond)
+		last, lastAt := int64(-1), time.Now()
+		for {
+			executed = s.Executed() - execBefore
+			if executed != last {
+				last, lastAt = executed, time.Now()
+			}
+			if executed >= ops.Load() || time.Since(lastAt) > 100*time.Millisecond {
+				break
+			}
+			<-tick.C
+		}
+		tick.Stop()
+		elapsed = max(elapsed, lastAt.Sub(start))
 	}
 	runtime.ReadMemStats(&after)
 	if firstErr != nil {
@@ -305,6 +324,9 @@ func Measure(ctx context.Context, e *Env, c Case, s *System, d time.Duration) (M
 	m := Measurement{Value: n * units / elapsed.Seconds()}
 	if c.Oneway {
 		m.Value = float64(executed) / elapsed.Seconds()
+		if n > 0 {
+			m.Lost = max(0, 1-float64(executed)/n)
+		}
 	}
 	if n > 0 {
 		m.AllocsPerOp = float64(after.Mallocs-before.Mallocs) / n

@@ -193,8 +193,10 @@ var decPool = sync.Pool{New: func() any {
 }}
 
 // NewAliasingDecoder is NewDecoder for bytes the caller owns and never
-// reuses (a reply's payload): a []byte value at the top level then shares
-// b's memory instead of being copied.
+// reuses (a reply's payload; a request's payload, which rpcx v1.9 reads
+// into a fresh buffer per request): a large bin value at the top level,
+// decoded into a []byte or an any, then shares b's memory instead of being
+// copied.
 func NewAliasingDecoder(b []byte) (*Decoder, error) {
 	d, err := NewDecoder(b)
 	if d != nil {
@@ -222,12 +224,16 @@ func (d *Decoder) Next(index int, v reflect.Value) (err error) {
 			err = &ArgError{Index: index, Type: v.Type().String(), Msg: fmt.Sprint("cannot decode: ", r)}
 		}
 	}()
-	if d.alias && v.Type() == bytesType {
+	if d.alias && (v.Type() == bytesType || v.Kind() == reflect.Interface && v.NumMethod() == 0) {
 		if b, ok, err := d.aliasBytes(); ok || err != nil {
 			if err != nil {
 				return &ArgError{Index: index, Type: v.Type().String(), Msg: err.Error()}
 			}
-			v.SetBytes(b)
+			if v.Kind() == reflect.Interface {
+				v.Set(reflect.ValueOf(b))
+			} else {
+				v.SetBytes(b)
+			}
 			return nil
 		}
 	}

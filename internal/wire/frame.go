@@ -53,6 +53,50 @@ type GuardConn struct {
 
 	closeOnce sync.Once
 	onClose   func()
+
+	wmu sync.Mutex // serialises writes: frames from rpcx and WriteReply
+}
+
+// Write writes p whole before any other frame is written.
+func (g *GuardConn) Write(p []byte) (int, error) {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	return g.Conn.Write(p)
+}
+
+// WriteReply writes the reply to req with payload as its body, without
+// first copying payload into a frame buffer the way rpcx does: the header
+// goes out, then payload itself (one writev on TCP). For large replies.
+func (g *GuardConn) WriteReply(req *protocol.Message, payload []byte) error {
+	head := replyHead(req, len(payload))
+	bufs := net.Buffers{head, payload}
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	_, err := bufs.WriteTo(g.Conn)
+	return err
+}
+
+// replyHead encodes an rpcx reply frame up to its payload, as rpcx's
+// Context.Write would: the request's header turned into a response,
+// its service path and method, no metadata, and the payload's length.
+func replyHead(req *protocol.Message, payloadLen int) []byte {
+	sp, sm := req.ServicePath, req.ServiceMethod
+	total := (4 + len(sp)) + (4 + len(sm)) + 4 + (4 + payloadLen)
+	head := make([]byte, 16+total-payloadLen)
+	h := *req.Header
+	h.SetMessageType(protocol.Response)
+	h.SetCompressType(protocol.None)
+	copy(head, h[:])
+	binary.BigEndian.PutUint32(head[12:16], uint32(total))
+	n := 16
+	binary.BigEndian.PutUint32(head[n:], uint32(len(sp)))
+	n += 4 + copy(head[n+4:], sp)
+	binary.BigEndian.PutUint32(head[n:], uint32(len(sm)))
+	n += 4 + copy(head[n+4:], sm)
+	binary.BigEndian.PutUint32(head[n:], 0) // metadata
+	n += 4
+	binary.BigEndian.PutUint32(head[n:], uint32(payloadLen))
+	return head
 }
 
 // DrainLimit bounds how much of an oversized request body a guard reads
@@ -130,7 +174,7 @@ func (g *GuardConn) rejectFrame(rem int64, cause error) {
 		res.SetSeq(binary.BigEndian.Uint64(g.hdr[4:12]))
 		res.ServicePath, res.ServiceMethod = ServicePath, ServiceMethod
 		res.Metadata = map[string]string{protocol.ServiceError: OversizePrefix + cause.Error()}
-		_, _ = g.Conn.Write(res.Encode())
+		_, _ = g.Write(res.Encode())
 	}
 	if rem <= 0 || rem > DrainLimit {
 		return

@@ -11,6 +11,7 @@ import (
 	rpcxlog "github.com/smallnest/rpcx/log"
 	"github.com/smallnest/rpcx/protocol"
 	"github.com/smallnest/rpcx/server"
+	"github.com/smallnest/rpcx/share"
 )
 
 // ServeNetwork is the network name gopyro passes to rpcx's ServeListener.
@@ -41,7 +42,30 @@ func NewServer(h server.Handler) *server.Server {
 	s.DisableHTTPGateway = true
 	s.DisableJSONRPC = true
 	s.AddHandler(ServicePath, ServiceMethod, h) // before Serve: the router map is not locked
+	s.Plugins.Add(requestKeeper{})
 	return s
+}
+
+// requestKey finds the request message in a handler's context (rpcx does
+// not hand it out otherwise); see [Request].
+type requestKey struct{}
+
+// requestKeeper is an rpcx server plugin that keeps each request message
+// in its context.
+type requestKeeper struct{}
+
+func (requestKeeper) PostReadRequest(ctx context.Context, r *protocol.Message, err error) error {
+	if sc, ok := ctx.(*share.Context); ok && err == nil {
+		sc.SetValue(requestKey{}, r)
+	}
+	return nil
+}
+
+// Request returns the request message a handler is serving, for
+// [GuardConn.WriteReply].
+func Request(c *server.Context) (*protocol.Message, bool) {
+	r, ok := c.Get(requestKey{}).(*protocol.Message)
+	return r, ok
 }
 
 // DialOptions configures [Dial].

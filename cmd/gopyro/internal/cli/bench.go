@@ -71,6 +71,11 @@ Cases: ` + strings.Join(bench.CaseNames(), ", "),
 					}
 				}
 				row(append(cells, fmt.Sprintf("%.0f, %.0f", r.Systems["gopyro"].AllocsPerOp, r.Systems["rpcx"].AllocsPerOp))...)
+				for _, name := range bench.SystemOrder {
+					if m := r.Systems[name]; m.Lost > 0 {
+						fmt.Fprintf(e.stdout, "    %s never ran %.0f%% of the oneway calls sent (a daemon drops those over its in-flight limit)\n", name, 100*m.Lost)
+					}
+				}
 				return nil
 			})
 			if err != nil {
