@@ -23,6 +23,11 @@ func (d *Daemon) handle(c *server.Context) error {
 	gc, _ := c.Get(server.RemoteConnContextKey).(*wire.GuardConn)
 	enc := wire.NewEncoder()
 	defer enc.Release() // after c.Write: rpcx copies the reply as it frames it
+	req, direct := wire.Request(c)
+	direct = direct && gc != nil && !oneway
+	if direct {
+		enc.Scatter() // large []byte results go out as they are
+	}
 	payload, err := d.call(md, c.Payload(), gc, oneway, enc)
 	if oneway {
 		if err != nil {
@@ -40,9 +45,13 @@ func (d *Daemon) handle(c *server.Context) error {
 		}
 		return nil
 	}
-	if len(payload) >= directReplySize && gc != nil {
+	if direct {
 		// rpcx would copy the payload into a frame buffer first.
-		if req, ok := wire.Request(c); ok {
+		if segs := enc.Segments(); segs != nil {
+			_ = gc.WriteReply(req, segs...)
+			return nil
+		}
+		if len(payload) >= directReplySize {
 			_ = gc.WriteReply(req, payload)
 			return nil
 		}
@@ -252,6 +261,9 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 	}
 	if err := enc.EncodeValues(out); err != nil {
 		return fail(gopyro.CodeProtocol, "cannot encode the results: %v", err)
+	}
+	if enc.Segments() != nil {
+		return nil, nil // scattered: the handler writes enc.Segments()
 	}
 	return enc.Raw(), nil
 }

@@ -22,6 +22,10 @@ const maxPooledBuf = 64 << 10
 type Encoder struct {
 	buf *bytes.Buffer
 	enc *msgpack.Encoder
+
+	scatter  bool
+	segs     [][]byte // see Segments
+	segStart int      // where the segment being written starts in buf
 }
 
 var encPool = sync.Pool{New: func() any {
@@ -34,6 +38,7 @@ var encPool = sync.Pool{New: func() any {
 func NewEncoder() *Encoder {
 	e := encPool.Get().(*Encoder)
 	e.buf.Reset()
+	e.scatter, e.segs, e.segStart = false, e.segs[:0], 0
 	return e
 }
 
@@ -64,12 +69,12 @@ func (e *Encoder) EncodeArray(vals ...any) error {
 func (e *Encoder) EncodeValues(vals []reflect.Value) error {
 	size := 0
 	for _, v := range vals {
-		for v.Kind() == reflect.Interface && !v.IsNil() {
-			v = v.Elem()
-		}
+		v = concrete(v)
 		switch {
 		case v.Kind() == reflect.String, v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8:
-			size += v.Len()
+			if !e.scatter || v.Len() < ScatterMin {
+				size += v.Len()
+			}
 		}
 	}
 	e.grow(size)
@@ -77,11 +82,48 @@ func (e *Encoder) EncodeValues(vals []reflect.Value) error {
 		return err
 	}
 	for i, v := range vals {
+		if e.scatter {
+			if b, ok := concrete(v).Interface().([]byte); ok && len(b) >= ScatterMin {
+				// Header here, bytes as their own segment: not copied.
+				if err := e.enc.EncodeBytesLen(len(b)); err != nil {
+					return err
+				}
+				e.segs = append(e.segs, e.buf.Bytes()[e.segStart:e.buf.Len():e.buf.Len()], b)
+				e.segStart = e.buf.Len()
+				continue
+			}
+		}
 		if err := e.encodeValue(v.Interface()); err != nil {
 			return fmt.Errorf("wire: encode value %d (%s): %w", i, v.Type(), err)
 		}
 	}
 	return nil
+}
+
+// concrete unwraps interfaces.
+func concrete(v reflect.Value) reflect.Value {
+	for v.Kind() == reflect.Interface && !v.IsNil() {
+		v = v.Elem()
+	}
+	return v
+}
+
+// ScatterMin is the size from which a scattering encoder leaves a []byte
+// value in place (see [Encoder.Scatter]).
+const ScatterMin = 256 << 10
+
+// Scatter makes EncodeValues leave large []byte values where they are:
+// the encoding is then [Encoder.Segments], for a writer that sends them
+// with writev ([GuardConn.WriteReply]), and Raw copies them together.
+func (e *Encoder) Scatter() { e.scatter = true }
+
+// Segments returns the encoding as consecutive pieces; nil when it is one
+// piece (use Raw).
+func (e *Encoder) Segments() [][]byte {
+	if len(e.segs) == 0 {
+		return nil
+	}
+	return append(e.segs, e.buf.Bytes()[e.segStart:])
 }
 
 func (e *Encoder) encodeValue(v any) (err error) {
@@ -122,6 +164,8 @@ func (e *Encoder) grow(n int) {
 
 // Release returns the encoder's resources to their pools.
 func (e *Encoder) Release() {
+	clear(e.segs) // do not pin the caller's slices
+	e.segs = e.segs[:0]
 	if e.buf.Cap() > maxPooledBuf {
 		// Do not pin a large buffer: the pooled encoder gets a fresh one
 		// (Bytes may have handed this one out).
@@ -131,9 +175,14 @@ func (e *Encoder) Release() {
 	encPool.Put(e)
 }
 
-// Raw returns the encoded bytes without copying them; they are valid until
-// Release.
-func (e *Encoder) Raw() []byte { return e.buf.Bytes() }
+// Raw returns the encoded bytes without copying them (unless the encoding
+// was scattered); they are valid until Release.
+func (e *Encoder) Raw() []byte {
+	if segs := e.Segments(); segs != nil {
+		return bytes.Join(segs, nil)
+	}
+	return e.buf.Bytes()
+}
 
 // EncodeArray encodes vals as one msgpack array.
 func EncodeArray(vals ...any) ([]byte, error) {

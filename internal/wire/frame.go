@@ -64,12 +64,18 @@ func (g *GuardConn) Write(p []byte) (int, error) {
 	return g.Conn.Write(p)
 }
 
-// WriteReply writes the reply to req with payload as its body, without
-// first copying payload into a frame buffer the way rpcx does: the header
-// goes out, then payload itself (one writev on TCP). For large replies.
-func (g *GuardConn) WriteReply(req *protocol.Message, payload []byte) error {
-	head := replyHead(req, len(payload))
-	bufs := net.Buffers{head, payload}
+// WriteReply writes the reply to req with the payload pieces as its body,
+// without first copying them into a frame buffer the way rpcx does: the
+// header goes out, then the pieces themselves (one writev on TCP). For
+// large replies.
+func (g *GuardConn) WriteReply(req *protocol.Message, payload ...[]byte) error {
+	n := 0
+	for _, p := range payload {
+		n += len(p)
+	}
+	bufs := make(net.Buffers, 0, 1+len(payload))
+	bufs = append(bufs, replyHead(req, n))
+	bufs = append(bufs, payload...)
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	_, err := bufs.WriteTo(g.Conn)

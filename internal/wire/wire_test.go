@@ -274,3 +274,29 @@ func TestAliasingDecoder(t *testing.T) {
 		t.Fatal("small value aliases the payload")
 	}
 }
+
+func TestScatterEncoding(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789"), ScatterMin/5)
+	vals := []reflect.Value{reflect.ValueOf("head"), reflect.ValueOf(big), reflect.ValueOf(any(big)), reflect.ValueOf(42)}
+	plain := NewEncoder()
+	defer plain.Release()
+	if err := plain.EncodeValues(vals); err != nil {
+		t.Fatal(err)
+	}
+	sc := NewEncoder()
+	defer sc.Release()
+	sc.Scatter()
+	if err := sc.EncodeValues(vals); err != nil {
+		t.Fatal(err)
+	}
+	segs := sc.Segments()
+	if len(segs) != 5 {
+		t.Fatalf("%d segments, want 5 (two large values left in place)", len(segs))
+	}
+	if &segs[1][0] != &big[0] || &segs[3][0] != &big[0] {
+		t.Fatal("large values were copied")
+	}
+	if !bytes.Equal(bytes.Join(segs, nil), plain.Raw()) || !bytes.Equal(sc.Raw(), plain.Raw()) {
+		t.Fatal("scattered encoding differs from the plain one")
+	}
+}
