@@ -440,6 +440,11 @@ func decodeValue(d *msgpack.Decoder, v reflect.Value, depth int) error {
 			}
 		}
 	case reflect.Map:
+		// msgpack also reads a map length from behind an extension header,
+		// bytes Validate did not count as a length: take real maps only.
+		if c, err := d.PeekCode(); err != nil || !(msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32 || c == msgpcode.Nil) {
+			return fmt.Errorf("want a map, got msgpack code 0x%02x", c)
+		}
 		n, err := d.DecodeMapLen()
 		if err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gopyro/gopyro"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -174,6 +175,14 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0xdd, 0x0f, 0xff, 0xff, 0xff, 0x01})
+	if b, err := EncodeBatch([]BatchCall{{Method: "M", Args: []byte{0x90}}}); err == nil {
+		f.Add(b)
+	}
+	c := NewChunk("id")
+	_ = c.Add("item")
+	if b, err := EncodeArray(c, Ref{Scheme: gopyro.SchemePyro, Object: "o", Host: "h", Port: 1}); err == nil {
+		f.Add(b)
+	}
 	types := []reflect.Type{
 		reflect.TypeFor[int8](), reflect.TypeFor[string](), reflect.TypeFor[[]int](), reflect.TypeFor[map[string][]float32](),
 		reflect.TypeFor[any](), reflect.TypeFor[*[]any](), reflect.TypeFor[struct{ A int }](), reflect.TypeFor[time.Time](),
@@ -194,6 +203,29 @@ func FuzzDecode(f *testing.F) {
 			}
 			d.Release()
 		}
+		// Aliasing decoding, references and stream chunks, batches.
+		if d, err := NewAliasingDecoder(b); err == nil {
+			for i := range d.Len() {
+				if d.Next(i, reflect.New(reflect.TypeFor[[]byte]()).Elem()) != nil {
+					break
+				}
+			}
+			d.Release()
+		}
+		if d, err := NewDecoder(b); err == nil {
+			if d.Len() > 0 {
+				if c, err := d.ReadChunk(); err == nil {
+					for i := range c.N {
+						if c.Next(i, reflect.New(reflect.TypeFor[any]()).Elem()) != nil {
+							break
+						}
+					}
+				}
+			}
+			d.Release()
+		}
+		_, _ = DecodeBatch(b)
+		_, _ = DecodeBatchReply(b, 2)
 		// msgpack itself must also survive validated input.
 		var v any
 		_ = msgpack.Unmarshal(b, &v)
