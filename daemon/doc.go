@@ -23,6 +23,22 @@
 // [Daemon.RegisterFactory] serves a fresh instance per client connection
 // ([Session]) or per call ([PerCall]), made by a factory.
 //
+// # Streams, references and callbacks
+//
+// A method returning iter.Seq[T] or a channel of T serves a stream: the
+// items go to the caller in chunks (Config.StreamChunk per round trip) as
+// it reads them with proxy.Stream; the method's context lives until the
+// stream is closed. A connection holds at most Config.MaxStreams open
+// streams; those of a vanished client close after Config.StreamLinger.
+//
+// A method result that is an object registered here (a pointer given to
+// Register) is sent as a reference; the caller gets a proxy for it. A
+// parameter of type *proxy.Proxy receives objects the caller passes by
+// reference: a [Ref] from [Daemon.Ref], or a proxy. That is how callbacks
+// work: the client serves its object on a daemon of its own ([Start]) and
+// passes a reference; mind that the server must be able to dial that
+// daemon's advertised address.
+//
 // # Limits and security
 //
 // Defaults are safe: messages up to 64 MiB, 1024 calls in flight, 1024

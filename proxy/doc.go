@@ -12,6 +12,10 @@
 // (a struct of func fields that reads like local code) and [Proxy.Go]
 // (a future). [Proxy.Oneway] sends without waiting for a reply.
 //
+// [Proxy.Batch] sends many calls in one round trip; [Stream] reads a
+// method's stream lazily, in chunks; a *Proxy result receives an object
+// reference (autoproxy), and a *Proxy argument passes one.
+//
 // Errors are *gopyro.Error values: errors.Is(err, gopyro.ErrNotFound) and
 // friends work on errors raised by the remote side too.
 package proxy
