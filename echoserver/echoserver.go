@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 )
 
@@ -44,5 +45,17 @@ func (s *Server) Slow(ctx context.Context, seconds float64) (string, error) {
 func (s *Server) OnewayEcho(v any) {
 	if s.Oneway != nil {
 		s.Oneway <- v
+	}
+}
+
+// Generator streams "one", "two", "three" (read it with proxy.Stream, or
+// "gopyro call --stream").
+func (s *Server) Generator() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, w := range []string{"one", "two", "three"} {
+			if !yield(w) {
+				return
+			}
+		}
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gopyro/gopyro"
@@ -19,6 +21,7 @@ func callCmd(e *env) *cobra.Command {
 	var timeout time.Duration
 	var ns string
 	var token string
+	var stream bool
 	cmd := &cobra.Command{
 		Use:   "call [flags] URI METHOD [ARG...]",
 		Short: "Call a method on a remote object and print the result as JSON",
@@ -26,8 +29,9 @@ func callCmd(e *env) *cobra.Command {
 '"text"', '[1,2]', '{"k":"v"}', true, null.
 
 The result is printed as JSON on stdout (several results as a JSON array,
-none as nothing). A remote or transport error is printed on stderr and the
-exit status is 1.
+none as nothing). With --stream the method must return a stream (iter.Seq
+or a channel): its items are printed as they arrive, one JSON value a line.
+A remote or transport error is printed on stderr and the exit status is 1.
 
 Examples:
   gopyro call PYRO:test.echoserver@127.0.0.1:40123 echo '"hi"'
@@ -67,12 +71,26 @@ Examples:
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
+			if stream {
+				for item, err := range proxy.Stream[any](ctx, p, args[1], callArgs...) {
+					if err != nil {
+						return err
+					}
+					if err := printJSON(e.stdout, item); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 			res, err := p.Call(ctx, args[1], callArgs...)
 			if err != nil {
 				return err
 			}
 			vals, err := res.Values()
 			if err != nil {
+				if strings.Contains(err.Error(), "proxy.Stream") {
+					return fmt.Errorf("%w (add --stream to print its items)", err)
+				}
 				return err
 			}
 			var out any
@@ -84,18 +102,24 @@ Examples:
 			default:
 				out = vals
 			}
-			b, err := json.Marshal(jsonable(out))
-			if err != nil {
-				return fmt.Errorf("result is not printable as JSON: %w", err)
-			}
-			_, err = fmt.Fprintf(e.stdout, "%s\n", b)
-			return err
+			return printJSON(e.stdout, out)
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (for example 5s; 0: no limit)")
 	cmd.Flags().StringVar(&ns, "ns", "", "name server HOST:PORT for PYRONAME/PYROMETA URIs (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
 	cmd.Flags().StringVar(&token, "token", "", "shared secret the daemon requires, if any")
+	cmd.Flags().BoolVar(&stream, "stream", false, "the method returns a stream: print its items, one a line")
 	return cmd
+}
+
+// printJSON prints v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(jsonable(v))
+	if err != nil {
+		return fmt.Errorf("result is not printable as JSON: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 // parseJSONArg reads a JSON literal, keeping integers as int64.

@@ -102,6 +102,12 @@ func TestEchoAndCall(t *testing.T) {
 			t.Errorf("call %v = %q, %v; want %q", tt.args, out, err, tt.want)
 		}
 	}
+	if out, _, err := run(t, "call", "--stream", uri, "generator"); err != nil || out != "\"one\"\n\"two\"\n\"three\"\n" {
+		t.Errorf("stream: %q, %v", out, err)
+	}
+	if _, _, err := run(t, "call", uri, "generator"); err == nil || !strings.Contains(err.Error(), "proxy.Stream") {
+		t.Errorf("stream without --stream: %v", err)
+	}
 	_, _, err := run(t, "call", uri, "error")
 	if !errors.Is(err, gopyro.ErrRemote) || !strings.Contains(err.Error(), "generated error") {
 		t.Fatalf("error method: %v", err)
