@@ -35,7 +35,7 @@ A remote or transport error is printed on stderr and the exit status is 1.
 
 Examples:
   gopyro call PYRO:test.echoserver@127.0.0.1:40123 echo '"hi"'
-  gopyro call --ns 127.0.0.1:9090 PYRONAME:example.greeting get_fortune '"Ada"'`,
+  gopyro call --ns 127.0.0.1:9090 PYRONAME:example.greeting welcome '"Ada"'`,
 		Args: minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			u, err := gopyro.Parse(args[0])
