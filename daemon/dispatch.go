@@ -23,8 +23,7 @@ func (d *Daemon) handle(c *server.Context) error {
 	gc, _ := c.Get(server.RemoteConnContextKey).(*wire.GuardConn)
 	enc := wire.NewEncoder()
 	defer enc.Release() // after c.Write: rpcx copies the reply as it frames it
-	req, direct := wire.Request(c)
-	direct = direct && gc != nil && !oneway
+	direct := gc != nil && !oneway // large replies may skip rpcx's frame copy
 	if direct {
 		enc.Scatter() // large []byte results go out as they are
 	}
@@ -45,16 +44,19 @@ func (d *Daemon) handle(c *server.Context) error {
 		}
 		return nil
 	}
-	if direct {
+	segs := enc.Segments()
+	if direct && (segs != nil || len(payload) >= directReplySize) {
 		// rpcx would copy the payload into a frame buffer first.
-		if segs := enc.Segments(); segs != nil {
+		if req, ok := wire.Request(c); ok {
+			if segs == nil {
+				segs = [][]byte{payload}
+			}
 			_ = gc.WriteReply(req, segs...)
 			return nil
 		}
-		if len(payload) >= directReplySize {
-			_ = gc.WriteReply(req, payload)
-			return nil
-		}
+	}
+	if segs != nil {
+		payload = enc.Raw() // joins the segments
 	}
 	_ = c.Write(payload)
 	return nil
