@@ -508,3 +508,28 @@ func TestStreamOnewayClosed(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// TestStreamCancelledReader: a reader whose context ends mid-stream gets
+// the error, and the stream is closed on the server.
+func TestStreamCancelledReader(t *testing.T) {
+	w, d, p := serveWorker(t, daemon.WithStreams(0, 0, 10))
+	ctx, cancel := context.WithCancel(t.Context())
+	var got error
+	n := 0
+	for _, err := range proxy.Stream[string](ctx, p, "Lines", 1000) {
+		if err != nil {
+			got = err
+			break
+		}
+		if n++; n == 15 {
+			cancel() // the next fetch fails
+		}
+	}
+	if got == nil || n != 20 {
+		t.Fatalf("after cancel: %d items, err %v", n, got)
+	}
+	<-w.stopped
+	for d.OpenStreams() != 0 {
+		runtime.Gosched()
+	}
+}

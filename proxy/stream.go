@@ -35,27 +35,42 @@ func Stream[T any](ctx context.Context, p *Proxy, method string, args ...any) it
 			return
 		}
 		chunk, err := res.chunk()
-		for {
-			if err != nil {
-				yield(zero, err)
-				return
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		id := chunk.ID
+		open := !chunk.Done
+		// However the loop ends before the stream does (a break, a bad
+		// item, a failed fetch), the server's side is closed.
+		defer func() {
+			if open {
+				p.closeStream(id)
 			}
+		}()
+		for {
 			for i := range chunk.N {
 				var v T
 				if err := chunk.Next(i, reflect.ValueOf(&v).Elem()); err != nil {
-					p.closeStream(chunk.ID, chunk.Done)
 					yield(zero, &gopyro.Error{Code: gopyro.CodeArgument, Op: "stream " + method, Err: err})
 					return
 				}
 				if !yield(v, nil) {
-					p.closeStream(chunk.ID, chunk.Done)
 					return
 				}
 			}
 			if chunk.Done {
+				open = false
 				return
 			}
-			chunk, err = p.nextChunk(ctx, chunk.ID)
+			if chunk, err = p.nextChunk(ctx, id); err != nil {
+				if gopyro.CodeOf(err) == gopyro.CodeNotFound {
+					open = false // the daemon no longer has it
+				}
+				yield(zero, err)
+				return
+			}
+			open = !chunk.Done
 		}
 	}
 }
@@ -93,10 +108,7 @@ func (p *Proxy) nextChunk(ctx context.Context, id string) (*wire.ChunkReader, er
 
 // closeStream tells the daemon to close a stream the caller stopped
 // reading, without waiting for the answer.
-func (p *Proxy) closeStream(id string, done bool) {
-	if done {
-		return
-	}
+func (p *Proxy) closeStream(id string) {
 	payload, err := wire.EncodeArray(id)
 	if err != nil {
 		return
