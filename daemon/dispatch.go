@@ -22,7 +22,7 @@ func (d *Daemon) handle(c *server.Context) error {
 	oneway := md[wire.MetaOneway] == "1"
 	gc, _ := c.Get(server.RemoteConnContextKey).(*wire.GuardConn)
 	enc := wire.NewEncoder()
-	defer enc.Release() // after c.Write: rpcx copies the reply as it frames it
+	defer enc.Release()            // after c.Write: rpcx copies the reply as it frames it
 	direct := gc != nil && !oneway // large replies may skip rpcx's frame copy
 	if direct {
 		enc.Scatter() // large []byte results go out as they are
