@@ -514,6 +514,7 @@ func TestStreamOnewayClosed(t *testing.T) {
 func TestStreamCancelledReader(t *testing.T) {
 	w, d, p := serveWorker(t, daemon.WithStreams(0, 0, 10))
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	var got error
 	n := 0
 	for _, err := range proxy.Stream[string](ctx, p, "Lines", 1000) {
