@@ -7,13 +7,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/wire"
-	"github.com/smallnest/rpcx/client"
-	"github.com/smallnest/rpcx/protocol"
 )
 
 // Proxy calls the methods of one remote object. Create it with [New]; it is
@@ -21,11 +18,10 @@ import (
 type Proxy struct {
 	uri gopyro.URI // as given to New
 	cfg config
-	seq atomic.Uint64
 
 	mu       sync.Mutex
 	target   gopyro.URI     // resolved PYRO URI; zero until resolved; guarded by mu
-	cl       *client.Client // current connection; guarded by mu
+	cl       *wire.Client   // current connection; guarded by mu
 	closed   bool           // guarded by mu
 	metadata *Metadata      // cached by Metadata; guarded by mu
 }
@@ -71,7 +67,6 @@ func (p *Proxy) init(u gopyro.URI, cfg config) {
 	if u.Scheme == gopyro.SchemePyro {
 		p.target = u
 	}
-	p.seq.Store(wire.SeqBase)
 }
 
 // URI returns the URI the proxy was made with.
@@ -113,7 +108,7 @@ func (p *Proxy) errClosed() error {
 }
 
 // conn returns a live connection, dialling if there is none.
-func (p *Proxy) conn(ctx context.Context) (*client.Client, gopyro.URI, error) {
+func (p *Proxy) conn(ctx context.Context) (*wire.Client, gopyro.URI, error) {
 	t, err := p.resolve(ctx)
 	if err != nil {
 		return nil, t, err
@@ -123,14 +118,14 @@ func (p *Proxy) conn(ctx context.Context) (*client.Client, gopyro.URI, error) {
 	if p.closed {
 		return nil, t, p.errClosed()
 	}
-	if p.cl != nil && !p.cl.IsShutdown() && !p.cl.IsClosing() {
+	if p.cl != nil && !p.cl.Broken() {
 		return p.cl, t, nil
 	}
 	if p.cl != nil {
 		_ = p.cl.Close()
 		p.cl = nil
 	}
-	cl, err := wire.Dial(ctx, t.Network(), t.Address(), wire.DialOptions{
+	cl, err := wire.DialClient(ctx, t.Network(), t.Address(), wire.DialOptions{
 		TLS: p.cfg.tls, MaxFrame: p.cfg.maxMessage + wire.FrameOverhead, ConnectTimeout: p.cfg.connectTimeout,
 	})
 	if err != nil {
@@ -150,7 +145,7 @@ func (p *Proxy) forgetTargetLocked() {
 }
 
 // dropConn discards cl after a transport failure.
-func (p *Proxy) dropConn(cl *client.Client) {
+func (p *Proxy) dropConn(cl *wire.Client) {
 	p.mu.Lock()
 	if p.cl == cl {
 		p.cl = nil
@@ -168,7 +163,7 @@ func (p *Proxy) Close() error {
 	if p.cl != nil {
 		err := p.cl.Close()
 		p.cl = nil
-		if errors.Is(err, client.ErrShutdown) {
+		if errors.Is(err, wire.ErrClientClosed) {
 			err = nil
 		}
 		return err
@@ -188,11 +183,16 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 // [Results.Decode]. A remote error is a *gopyro.Error with Remote set.
 func (p *Proxy) Call(ctx context.Context, method string, args ...any) (*Results, error) {
 	enc := wire.NewEncoder()
-	defer enc.Release() // after the send: rpcx copies the request as it frames it
+	defer enc.Release() // after the send, which writes the bytes out
+	enc.Scatter()       // large []byte arguments are written from where they are
 	if err := enc.EncodeArray(args...); err != nil {
 		return nil, &gopyro.Error{Code: gopyro.CodeArgument, Op: "call " + method, URI: p.uri.String(), Err: err}
 	}
-	b, err := p.roundTrip(ctx, method, enc.Raw(), false)
+	r := request{method: method, segs: enc.Segments()}
+	if r.segs == nil {
+		r.payload = enc.Raw()
+	}
+	b, err := p.do(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +216,7 @@ type request struct {
 	object  string // "" means the proxy's target object
 	method  string
 	payload []byte
+	segs    [][]byte // instead of payload: pieces sent back to back
 	oneway  bool
 	batch   string // wire.MetaBatch value; "" for a single call
 }
@@ -277,29 +278,24 @@ func (p *Proxy) send(ctx context.Context, r request) ([]byte, error) {
 	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" {
 		md[wire.MetaCorrelation] = id
 	}
-	m := protocol.NewMessage()
-	m.SetMessageType(protocol.Request)
-	m.SetSerializeType(protocol.SerializeNone)
-	m.SetSeq(p.seq.Add(1))
 	if r.oneway {
-		m.SetOneway(true)
 		md[wire.MetaOneway] = "1"
 	}
-	m.ServicePath = wire.ServicePath
-	m.ServiceMethod = wire.ServiceMethod
-	m.Metadata = md
-	m.Payload = r.payload
-	resMeta, reply, err := cl.SendRaw(ctx, m)
+	segs := r.segs
+	if segs == nil {
+		segs = [][]byte{r.payload}
+	}
+	rep, err := cl.Send(ctx, wire.Call{Meta: md, Payload: segs, Oneway: r.oneway})
 	if err != nil {
 		return nil, p.transportError(cl, r.op(), t, err)
 	}
 	if r.oneway {
 		return nil, nil
 	}
-	if resMeta[wire.MetaError] == "1" {
-		return nil, p.remoteError(wire.DecodeError(reply), r.op(), t)
+	if rep.Meta[wire.MetaError] == "1" {
+		return nil, p.remoteError(wire.DecodeError(rep.Payload), r.op(), t)
 	}
-	return reply, nil
+	return rep.Payload, nil
 }
 
 // remoteError completes an error decoded from a reply.
@@ -319,9 +315,9 @@ func (p *Proxy) remoteError(ge *gopyro.Error, op string, t gopyro.URI) *gopyro.E
 	return ge
 }
 
-func (p *Proxy) transportError(cl *client.Client, op string, t gopyro.URI, err error) error {
+func (p *Proxy) transportError(cl *wire.Client, op string, t gopyro.URI, err error) error {
 	ge := &gopyro.Error{Op: op, URI: t.String(), Err: err}
-	var se client.ServiceError
+	var se wire.ServiceError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		ge.Code = gopyro.CodeTimeout

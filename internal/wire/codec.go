@@ -48,7 +48,9 @@ func (e *Encoder) EncodeArray(vals ...any) error {
 	for _, v := range vals {
 		switch x := v.(type) {
 		case []byte:
-			size += len(x)
+			if !e.scatter || len(x) < ScatterMin {
+				size += len(x)
+			}
 		case string:
 			size += len(x)
 		}
@@ -58,11 +60,28 @@ func (e *Encoder) EncodeArray(vals ...any) error {
 		return err
 	}
 	for i, v := range vals {
+		if e.scatterBytes(v) {
+			continue
+		}
 		if err := e.encodeValue(v); err != nil {
 			return fmt.Errorf("wire: encode value %d (%T): %w", i, v, err)
 		}
 	}
 	return nil
+}
+
+// scatterBytes writes a large []byte v as a segment of its own when the
+// encoder scatters, and reports whether it did.
+func (e *Encoder) scatterBytes(v any) bool {
+	b, ok := v.([]byte)
+	if !e.scatter || !ok || len(b) < ScatterMin {
+		return false
+	}
+	// Header here, bytes as their own segment: not copied.
+	_ = e.enc.EncodeBytesLen(len(b)) // writes to a bytes.Buffer: cannot fail
+	e.segs = append(e.segs, e.buf.Bytes()[e.segStart:e.buf.Len():e.buf.Len()], b)
+	e.segStart = e.buf.Len()
+	return true
 }
 
 // EncodeValues appends vals (reflect values) as one msgpack array.
@@ -82,16 +101,8 @@ func (e *Encoder) EncodeValues(vals []reflect.Value) error {
 		return err
 	}
 	for i, v := range vals {
-		if e.scatter {
-			if b, ok := concrete(v).Interface().([]byte); ok && len(b) >= ScatterMin {
-				// Header here, bytes as their own segment: not copied.
-				if err := e.enc.EncodeBytesLen(len(b)); err != nil {
-					return err
-				}
-				e.segs = append(e.segs, e.buf.Bytes()[e.segStart:e.buf.Len():e.buf.Len()], b)
-				e.segStart = e.buf.Len()
-				continue
-			}
+		if e.scatter && e.scatterBytes(concrete(v).Interface()) {
+			continue
 		}
 		if err := e.encodeValue(v.Interface()); err != nil {
 			return fmt.Errorf("wire: encode value %d (%s): %w", i, v.Type(), err)

@@ -76,6 +76,11 @@ func (g *GuardConn) WriteReply(req *protocol.Message, payload ...[]byte) error {
 	bufs := make(net.Buffers, 0, 1+len(payload))
 	bufs = append(bufs, replyHead(req, n))
 	bufs = append(bufs, payload...)
+	return g.writeBuffers(bufs)
+}
+
+// writeBuffers writes bufs as one frame: no other write comes between.
+func (g *GuardConn) writeBuffers(bufs net.Buffers) error {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	_, err := bufs.WriteTo(g.Conn)

@@ -1,0 +1,300 @@
+package wire
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/smallnest/rpcx/protocol"
+)
+
+// Client is gopyro's side of a connection to a daemon. It speaks rpcx's
+// frame format (the daemon is an rpcx server) but not through rpcx's
+// client: that one copies every request into a frame buffer, and turns
+// every reply into a map of nine strings before the caller sees it.
+// A Client writes a request's header and payload pieces with one writev,
+// reads each reply into one buffer, and matches replies to callers by
+// sequence number. It is safe for concurrent use.
+type Client struct {
+	gc  *GuardConn
+	seq atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[uint64]chan<- Reply // guarded by mu
+	err     error                   // why the connection ended; guarded by mu
+}
+
+// Reply is a daemon's answer to one request.
+type Reply struct {
+	Meta    map[string]string // nil when the reply has none
+	Payload []byte            // owned by the caller
+}
+
+// Call is one request frame.
+type Call struct {
+	Meta    map[string]string
+	Payload [][]byte // pieces, sent back to back with writev
+	Oneway  bool
+}
+
+// ServiceError is an error the peer's rpcx layer reported instead of a
+// reply (an oversized request, for example).
+type ServiceError string
+
+func (e ServiceError) Error() string { return string(e) }
+
+// ErrClientClosed is returned by calls on a closed or broken connection.
+var ErrClientClosed = errors.New("wire: connection closed")
+
+// DialClient connects to a daemon at network/address.
+func DialClient(ctx context.Context, network, address string, o DialOptions) (*Client, error) {
+	timeout := o.ConnectTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if o.TLS != nil {
+		cfg := o.TLS
+		if cfg.ServerName == "" {
+			// As tls.Dial does: verify the name dialled.
+			cfg = cfg.Clone()
+			if host, _, err := net.SplitHostPort(address); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	c := &Client{pending: map[uint64]chan<- Reply{}}
+	c.gc = NewGuardConn(conn, o.MaxFrame, nil)
+	c.seq.Store(SeqBase)
+	go c.read()
+	return c, nil
+}
+
+// Send writes r and, unless it is oneway, waits for the reply or for ctx.
+func (c *Client) Send(ctx context.Context, r Call) (Reply, error) {
+	seq := c.seq.Add(1)
+	var ch chan Reply
+	if !r.Oneway {
+		ch = make(chan Reply, 1)
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return Reply{}, err
+	}
+	if ch != nil {
+		c.pending[seq] = ch
+	}
+	c.mu.Unlock()
+
+	n := 0
+	for _, p := range r.Payload {
+		n += len(p)
+	}
+	bufs := make(net.Buffers, 0, 1+len(r.Payload))
+	bufs = append(bufs, requestHead(seq, r.Oneway, r.Meta, n))
+	bufs = append(bufs, r.Payload...)
+	if err := c.gc.writeBuffers(bufs); err != nil {
+		c.fail(err)
+		return Reply{}, c.closedErr()
+	}
+	if ch == nil {
+		return Reply{}, nil
+	}
+	select {
+	case rep, ok := <-ch:
+		if !ok {
+			return Reply{}, c.closedErr()
+		}
+		if msg, isErr := rep.Meta[protocol.ServiceError]; isErr && rep.Payload == nil {
+			return Reply{}, ServiceError(msg)
+		}
+		return rep, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, seq)
+		c.mu.Unlock()
+		return Reply{}, ctx.Err()
+	}
+}
+
+func (c *Client) closedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Broken reports that the connection has ended.
+func (c *Client) Broken() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil
+}
+
+// Close ends the connection; calls waiting for replies fail.
+func (c *Client) Close() error {
+	c.fail(ErrClientClosed)
+	err := c.gc.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// fail ends the connection with err (the first error wins) and releases
+// every waiting caller.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	if !errors.Is(err, ErrClientClosed) {
+		err = fmt.Errorf("%w: %w", ErrClientClosed, err)
+	}
+	c.err = err
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, ch := range pending {
+		close(ch)
+	}
+	_ = c.gc.Close()
+}
+
+// read receives reply frames until the connection ends.
+func (c *Client) read() {
+	br := bufio.NewReaderSize(c.gc, 64<<10)
+	var head [16]byte
+	for {
+		if _, err := io.ReadFull(br, head[:]); err != nil {
+			c.fail(err)
+			return
+		}
+		h := protocol.Header(head[:12])
+		body := make([]byte, binary.BigEndian.Uint32(head[12:16])) // bounded by the guard
+		if _, err := io.ReadFull(br, body); err != nil {
+			c.fail(err)
+			return
+		}
+		if h.MessageType() != protocol.Response || h.IsHeartbeat() {
+			continue
+		}
+		rep, err := parseReply(body, h.MessageStatusType() == protocol.Error)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		seq := h.Seq()
+		c.mu.Lock()
+		ch, ok := c.pending[seq]
+		delete(c.pending, seq)
+		c.mu.Unlock()
+		if ok {
+			ch <- rep
+		}
+	}
+}
+
+// parseReply reads a frame body: service path, method, metadata, payload.
+func parseReply(b []byte, status bool) (Reply, error) {
+	var rep Reply
+	var sp, sm, meta, payload []byte
+	for _, f := range []*[]byte{&sp, &sm, &meta, &payload} {
+		var ok bool
+		if *f, b, ok = lenPrefixed(b); !ok {
+			return rep, errors.New("wire: truncated reply frame")
+		}
+	}
+	for len(meta) > 0 {
+		k, rest, ok := lenPrefixed(meta)
+		if !ok {
+			return rep, errors.New("wire: truncated reply metadata")
+		}
+		v, rest, ok := lenPrefixed(rest)
+		if !ok {
+			return rep, errors.New("wire: truncated reply metadata")
+		}
+		meta = rest
+		if rep.Meta == nil {
+			rep.Meta = make(map[string]string, 2)
+		}
+		rep.Meta[string(k)] = string(v)
+	}
+	if !status {
+		rep.Payload = payload
+	} else if _, ok := rep.Meta[protocol.ServiceError]; !ok {
+		return rep, errors.New("wire: error reply without a message")
+	}
+	return rep, nil
+}
+
+// lenPrefixed splits a 4-byte big-endian length and that many bytes off b.
+func lenPrefixed(b []byte) (field, rest []byte, ok bool) {
+	if len(b) < 4 {
+		return nil, b, false
+	}
+	n := binary.BigEndian.Uint32(b)
+	if uint64(n) > uint64(len(b)-4) {
+		return nil, b, false
+	}
+	return b[4 : 4+n : 4+n], b[4+n:], true
+}
+
+// requestHead encodes a request frame up to its payload.
+func requestHead(seq uint64, oneway bool, meta map[string]string, payloadLen int) []byte {
+	metaLen := 0
+	for k, v := range meta {
+		metaLen += 8 + len(k) + len(v)
+	}
+	sp, sm := ServicePath, ServiceMethod
+	total := (4 + len(sp)) + (4 + len(sm)) + (4 + metaLen) + (4 + payloadLen)
+	head := make([]byte, 16+total-payloadLen)
+	var h protocol.Header
+	h[0] = protocol.MagicNumber()
+	h.SetMessageType(protocol.Request)
+	h.SetSerializeType(protocol.SerializeNone)
+	h.SetOneway(oneway)
+	h.SetSeq(seq)
+	copy(head, h[:])
+	binary.BigEndian.PutUint32(head[12:16], uint32(total))
+	n := 16
+	put := func(s string) {
+		binary.BigEndian.PutUint32(head[n:], uint32(len(s)))
+		n += 4 + copy(head[n+4:], s)
+	}
+	put(sp)
+	put(sm)
+	binary.BigEndian.PutUint32(head[n:], uint32(metaLen))
+	n += 4
+	for k, v := range meta {
+		put(k)
+		put(v)
+	}
+	binary.BigEndian.PutUint32(head[n:], uint32(payloadLen))
+	return head
+}
