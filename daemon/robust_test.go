@@ -27,8 +27,6 @@ import (
 	"github.com/gopyro/gopyro/internal/testutil"
 	"github.com/gopyro/gopyro/internal/wire"
 	"github.com/gopyro/gopyro/proxy"
-	"github.com/smallnest/rpcx/client"
-	"github.com/smallnest/rpcx/protocol"
 )
 
 // Gate blocks callers until released and reports entries and cancellations.
@@ -324,26 +322,20 @@ func TestOversizedMessage(t *testing.T) {
 }
 
 // sendRaw sends payload to the gate object's route with extra metadata.
-func sendRaw(t *testing.T, cl *client.Client, seq uint64, md map[string]string, payload []byte) (map[string]string, []byte) {
+func sendRaw(t *testing.T, cl *wire.Client, md map[string]string, payload []byte) (map[string]string, []byte) {
 	t.Helper()
-	m := protocol.NewMessage()
-	m.SetMessageType(protocol.Request)
-	m.SetSerializeType(protocol.SerializeNone)
-	m.SetSeq(wire.SeqBase + seq)
-	m.ServicePath, m.ServiceMethod = wire.ServicePath, wire.ServiceMethod
-	m.Metadata = map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "Quick"}
-	maps.Copy(m.Metadata, md)
-	m.Payload = payload
-	rmd, reply, err := cl.SendRaw(t.Context(), m)
+	meta := map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "Quick"}
+	maps.Copy(meta, md)
+	rep, err := cl.Send(t.Context(), wire.Call{Meta: meta, Payload: [][]byte{payload}})
 	if err != nil {
 		t.Fatalf("payload %x: %v", payload, err)
 	}
-	return rmd, reply
+	return rep.Meta, rep.Payload
 }
 
 func TestHostilePayload(t *testing.T) {
 	_, _, u := gateProxy(t)
-	cl, err := wire.Dial(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 1 << 20})
+	cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +348,7 @@ func TestHostilePayload(t *testing.T) {
 		{0xc1},       // never-used code
 		append([]byte{0x91}, []byte(strings.Repeat("\x91", 1000))...), // too deep
 	} {
-		md, reply := sendRaw(t, cl, uint64(i), nil, payload)
+		md, reply := sendRaw(t, cl, nil, payload)
 		if md[wire.MetaError] != "1" {
 			t.Fatalf("payload %d accepted", i)
 		}
@@ -374,7 +366,7 @@ func TestHostilePayload(t *testing.T) {
 		{0x91, 0x92, 0xa1, 'Q', 0x91},    // truncated
 		{0x91, 0x92, 0xa1, 'Q', 0x90, 0}, // trailing bytes
 	} {
-		md, reply := sendRaw(t, cl, 100+uint64(i), batchMeta, payload)
+		md, reply := sendRaw(t, cl, batchMeta, payload)
 		if md[wire.MetaError] != "1" {
 			t.Fatalf("batch payload %d accepted", i)
 		}
@@ -385,7 +377,7 @@ func TestHostilePayload(t *testing.T) {
 	// A well-formed batch whose call carries garbage arguments: that call
 	// fails, the batch does not.
 	good, _ := wire.EncodeBatch([]wire.BatchCall{{Method: "Quick", Args: []byte{0x90}}, {Method: "Quick", Args: []byte{0xc1}}})
-	md, reply := sendRaw(t, cl, 200, batchMeta, good)
+	md, reply := sendRaw(t, cl, batchMeta, good)
 	if md[wire.MetaError] == "1" {
 		t.Fatalf("batch with one bad call failed as a whole: %s", wire.DecodeError(reply))
 	}

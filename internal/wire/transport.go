@@ -3,11 +3,9 @@ package wire
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"sync"
 	"time"
 
-	"github.com/smallnest/rpcx/client"
 	rpcxlog "github.com/smallnest/rpcx/log"
 	"github.com/smallnest/rpcx/protocol"
 	"github.com/smallnest/rpcx/server"
@@ -68,46 +66,9 @@ func Request(c *server.Context) (*protocol.Message, bool) {
 	return r, ok
 }
 
-// DialOptions configures [Dial].
+// DialOptions configures [DialClient].
 type DialOptions struct {
 	TLS            *tls.Config
 	MaxFrame       int64         // largest reply frame body accepted
 	ConnectTimeout time.Duration // 0: 5s
-}
-
-// Dial connects an rpcx client to network/address. The connection is
-// wrapped in a [GuardConn] so a hostile server cannot make the client
-// allocate more than MaxFrame for one reply.
-func Dial(ctx context.Context, network, address string, o DialOptions) (*client.Client, error) {
-	QuietRPCX()
-	opt := client.DefaultOption
-	opt.SerializeType = protocol.SerializeNone
-	opt.Retries = 0
-	opt.TLSConfig = o.TLS
-	opt.ConnectTimeout = o.ConnectTimeout
-	if opt.ConnectTimeout == 0 {
-		opt.ConnectTimeout = 5 * time.Second
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		if rem := time.Until(dl); rem < opt.ConnectTimeout {
-			opt.ConnectTimeout = max(rem, time.Millisecond)
-		}
-	}
-	c := client.NewClient(opt)
-	pc := client.NewPluginContainer()
-	pc.Add(guardPlugin{max: o.MaxFrame})
-	c.Plugins = pc
-	if err := c.Connect(network, address); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-type guardPlugin struct{ max int64 }
-
-func (g guardPlugin) ConnCreated(c net.Conn) (net.Conn, error) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	return NewGuardConn(c, g.max, nil), nil
 }
