@@ -95,6 +95,9 @@ func DialClient(ctx context.Context, network, address string, o DialOptions) (*C
 
 // Send writes r and, unless it is oneway, waits for the reply or for ctx.
 func (c *Client) Send(ctx context.Context, r Call) (Reply, error) {
+	if err := ctx.Err(); err != nil {
+		return Reply{}, err // a request whose caller gave up is not sent
+	}
 	seq := c.seq.Add(1)
 	var ch chan Reply
 	if !r.Oneway {
