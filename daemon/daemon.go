@@ -71,6 +71,7 @@ type Daemon struct {
 	types    map[reflect.Type]*typeInfo // guarded by mu
 	sessions map[*wire.GuardConn]*connState
 	streams  map[string]*stream // open streams by id; guarded by mu
+	owned    map[uint64]int     // open streams per connection id; guarded by mu
 	byInst   map[any]string     // registered Single instances (comparable ones) to their ids; guarded by mu
 	loc      hostPort           // advertised location; guarded by mu
 	ln       net.Listener       // guarded by mu
@@ -88,7 +89,6 @@ type connState struct {
 	ctx       context.Context // cancelled when the connection closes
 	cancel    context.CancelFunc
 	instances map[string]reflect.Value // Session instances by object id; guarded by Daemon.mu
-	streams   int                      // open streams owned; guarded by Daemon.mu
 }
 
 // New returns a daemon configured by opts. It serves nothing until
@@ -109,6 +109,7 @@ func New(opts ...Option) (*Daemon, error) {
 		types:    map[reflect.Type]*typeInfo{},
 		sessions: map[*wire.GuardConn]*connState{},
 		streams:  map[string]*stream{},
+		owned:    map[uint64]int{},
 		byInst:   map[any]string{},
 		drained:  make(chan struct{}),
 	}

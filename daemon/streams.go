@@ -138,13 +138,13 @@ func (d *Daemon) openStream(ctx context.Context, cs *connState, kind streamKind,
 		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "stream", Message: "a stream needs a connection"}
 	}
 	d.mu.Lock()
-	if cs.streams >= d.cfg.MaxStreams {
+	if d.owned[cs.id] >= d.cfg.MaxStreams {
 		d.mu.Unlock()
 		s.shutdown()
 		return nil, &gopyro.Error{Code: gopyro.CodeBusy, Op: "stream",
 			Message: fmt.Sprintf("this connection has %d open streams (the limit); close some first", d.cfg.MaxStreams)}
 	}
-	cs.streams++
+	d.owned[cs.id]++
 	s.owner = cs.id
 	d.streams[s.id] = s
 	d.mu.Unlock()
@@ -247,18 +247,23 @@ func (d *Daemon) closeStream(id string) bool {
 		if s.timer != nil {
 			s.timer.Stop()
 		}
-		for _, cs := range d.sessions {
-			if cs.id == s.owner {
-				cs.streams--
-				break
-			}
-		}
+		d.disownLocked(s.owner)
 	}
 	d.mu.Unlock()
 	if ok {
 		s.shutdown()
 	}
 	return ok
+}
+
+// disownLocked counts a stream of connection id out. Called with d.mu
+// held.
+func (d *Daemon) disownLocked(id uint64) {
+	if d.owned[id] <= 1 {
+		delete(d.owned, id)
+		return
+	}
+	d.owned[id]--
 }
 
 // streamNext serves the built-in StreamNext call.
@@ -272,14 +277,8 @@ func (d *Daemon) streamNext(ctx context.Context, id string) (*wire.Chunk, error)
 			s.timer.Stop()
 			s.timer = nil
 		}
-		for _, cs := range d.sessions {
-			switch cs.id {
-			case s.owner:
-				cs.streams--
-			case info.ConnID:
-				cs.streams++
-			}
-		}
+		d.disownLocked(s.owner)
+		d.owned[info.ConnID]++
 		s.owner = info.ConnID
 	}
 	d.mu.Unlock()

@@ -229,17 +229,31 @@ func TCP() (*System, error) {
 		return nil, err
 	}
 	var notes atomic.Int64
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup // the accept loop and one per connection
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}()
 				r := bufio.NewReaderSize(c, 64<<10)
 				var hdr [4]byte
 				var buf []byte
@@ -282,6 +296,12 @@ func TCP() (*System, error) {
 		Executed: notes.Load,
 		Close: func() error {
 			err := ln.Close()
+			mu.Lock()
+			for c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+			wg.Wait()
 			return err
 		},
 	}, nil

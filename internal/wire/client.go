@@ -270,34 +270,11 @@ func lenPrefixed(b []byte) (field, rest []byte, ok bool) {
 
 // requestHead encodes a request frame up to its payload.
 func requestHead(seq uint64, oneway bool, meta map[string]string, payloadLen int) []byte {
-	metaLen := 0
-	for k, v := range meta {
-		metaLen += 8 + len(k) + len(v)
-	}
-	sp, sm := ServicePath, ServiceMethod
-	total := (4 + len(sp)) + (4 + len(sm)) + (4 + metaLen) + (4 + payloadLen)
-	head := make([]byte, 16+total-payloadLen)
 	var h protocol.Header
 	h[0] = protocol.MagicNumber()
 	h.SetMessageType(protocol.Request)
 	h.SetSerializeType(protocol.SerializeNone)
 	h.SetOneway(oneway)
 	h.SetSeq(seq)
-	copy(head, h[:])
-	binary.BigEndian.PutUint32(head[12:16], uint32(total))
-	n := 16
-	put := func(s string) {
-		binary.BigEndian.PutUint32(head[n:], uint32(len(s)))
-		n += 4 + copy(head[n+4:], s)
-	}
-	put(sp)
-	put(sm)
-	binary.BigEndian.PutUint32(head[n:], uint32(metaLen))
-	n += 4
-	for k, v := range meta {
-		put(k)
-		put(v)
-	}
-	binary.BigEndian.PutUint32(head[n:], uint32(payloadLen))
-	return head
+	return frameHead(h, ServicePath, ServiceMethod, meta, payloadLen)
 }

@@ -278,12 +278,7 @@ func (d *Decoder) Release() {
 // Next decodes the next array element into v, which must be settable,
 // converting numbers to v's type with range checks. index is only used in
 // the error.
-func (d *Decoder) Next(index int, v reflect.Value) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &ArgError{Index: index, Type: v.Type().String(), Msg: fmt.Sprint("cannot decode: ", r)}
-		}
-	}()
+func (d *Decoder) Next(index int, v reflect.Value) error {
 	if d.alias && (v.Type() == bytesType || v.Kind() == reflect.Interface && v.NumMethod() == 0) {
 		if b, ok, err := d.aliasBytes(); ok || err != nil {
 			if err != nil {
@@ -297,7 +292,18 @@ func (d *Decoder) Next(index int, v reflect.Value) (err error) {
 			return nil
 		}
 	}
-	if err := decodeValue(d.dec, v, 0); err != nil {
+	return decodeArg(d.dec, index, v)
+}
+
+// decodeArg decodes the next value into v, reporting any failure (a panic
+// in msgpack included) as an *ArgError for index.
+func decodeArg(d *msgpack.Decoder, index int, v reflect.Value) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &ArgError{Index: index, Type: v.Type().String(), Msg: fmt.Sprint("cannot decode: ", r)}
+		}
+	}()
+	if err := decodeValue(d, v, 0); err != nil {
 		var ae *ArgError
 		if errors.As(err, &ae) {
 			return err

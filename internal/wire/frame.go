@@ -87,25 +87,40 @@ func (g *GuardConn) writeBuffers(bufs net.Buffers) error {
 	return err
 }
 
-// replyHead encodes an rpcx reply frame up to its payload, as rpcx's
-// Context.Write would: the request's header turned into a response,
-// its service path and method, no metadata, and the payload's length.
+// replyHead encodes the reply to req up to its payload, as rpcx's
+// Context.Write would: the request's header turned into a response, its
+// service path and method, no metadata, and the payload's length.
 func replyHead(req *protocol.Message, payloadLen int) []byte {
-	sp, sm := req.ServicePath, req.ServiceMethod
-	total := (4 + len(sp)) + (4 + len(sm)) + 4 + (4 + payloadLen)
-	head := make([]byte, 16+total-payloadLen)
 	h := *req.Header
 	h.SetMessageType(protocol.Response)
 	h.SetCompressType(protocol.None)
+	return frameHead(h, req.ServicePath, req.ServiceMethod, nil, payloadLen)
+}
+
+// frameHead encodes an rpcx frame up to its payload: header, body length,
+// service path, service method, metadata, payload length.
+func frameHead(h protocol.Header, sp, sm string, meta map[string]string, payloadLen int) []byte {
+	metaLen := 0
+	for k, v := range meta {
+		metaLen += 8 + len(k) + len(v)
+	}
+	total := (4 + len(sp)) + (4 + len(sm)) + (4 + metaLen) + (4 + payloadLen)
+	head := make([]byte, 16+total-payloadLen)
 	copy(head, h[:])
 	binary.BigEndian.PutUint32(head[12:16], uint32(total))
 	n := 16
-	binary.BigEndian.PutUint32(head[n:], uint32(len(sp)))
-	n += 4 + copy(head[n+4:], sp)
-	binary.BigEndian.PutUint32(head[n:], uint32(len(sm)))
-	n += 4 + copy(head[n+4:], sm)
-	binary.BigEndian.PutUint32(head[n:], 0) // metadata
+	put := func(s string) {
+		binary.BigEndian.PutUint32(head[n:], uint32(len(s)))
+		n += 4 + copy(head[n+4:], s)
+	}
+	put(sp)
+	put(sm)
+	binary.BigEndian.PutUint32(head[n:], uint32(metaLen))
 	n += 4
+	for k, v := range meta {
+		put(k)
+		put(v)
+	}
 	binary.BigEndian.PutUint32(head[n:], uint32(payloadLen))
 	return head
 }

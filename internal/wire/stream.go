@@ -110,14 +110,6 @@ func readChunk(d *msgpack.Decoder) (*ChunkReader, error) {
 
 // Next decodes the next item into v with the range checks of
 // [Decoder.Next].
-func (c *ChunkReader) Next(index int, v reflect.Value) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &ArgError{Index: index, Type: v.Type().String(), Msg: fmt.Sprint("cannot decode: ", r)}
-		}
-	}()
-	if err := decodeValue(c.dec, v, 0); err != nil {
-		return &ArgError{Index: index, Type: v.Type().String(), Msg: err.Error()}
-	}
-	return nil
+func (c *ChunkReader) Next(index int, v reflect.Value) error {
+	return decodeArg(c.dec, index, v)
 }
