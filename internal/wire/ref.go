@@ -5,7 +5,6 @@ import (
 
 	"github.com/gopyro/gopyro"
 	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // RefExt is the msgpack extension type of an object reference: its data
@@ -23,13 +22,6 @@ func EncodeRef(e *msgpack.Encoder, uri string) error {
 	}
 	_, err := e.Writer().Write([]byte(uri))
 	return err
-}
-
-// IsRef reports whether the next value is an extension (a reference, or
-// an extension this side does not know).
-func IsRef(d *msgpack.Decoder) bool {
-	c, err := d.PeekCode()
-	return err == nil && msgpcode.IsExt(c)
 }
 
 // DecodeRef reads a reference and returns its URI.
@@ -57,22 +49,4 @@ func DecodeRef(d *msgpack.Decoder) (gopyro.URI, error) {
 		return gopyro.URI{}, err
 	}
 	return u, nil
-}
-
-// Ref is a value that is sent as a reference to the object at its URI.
-type Ref gopyro.URI
-
-// EncodeMsgpack implements msgpack.CustomEncoder.
-func (r Ref) EncodeMsgpack(e *msgpack.Encoder) error {
-	return EncodeRef(e, gopyro.URI(r).String())
-}
-
-// DecodeMsgpack implements msgpack.CustomDecoder.
-func (r *Ref) DecodeMsgpack(d *msgpack.Decoder) error {
-	u, err := DecodeRef(d)
-	if err != nil {
-		return err
-	}
-	*r = Ref(u)
-	return nil
 }
