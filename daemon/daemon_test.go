@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -344,6 +345,34 @@ func TestConcurrentProxy(t *testing.T) {
 	}
 }
 
+// Calc2 has value-receiver methods: it registers as a value.
+type Calc2 struct{}
+
+func (Calc2) Twice(n int) int { return 2 * n }
+
+func TestRegisterBeforeServe(t *testing.T) {
+	d, err := daemon.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	u, err := d.Register(&Calc{}, daemon.WithID("early"))
+	if !errors.Is(err, gopyro.ErrInvalid) || !u.IsZero() {
+		t.Fatalf("Register before Serve: %v, %v; want an invalid error and no URI", u, err)
+	}
+	if slices.Contains(d.Registered(), "early") {
+		t.Fatal("a failed Register left the object registered")
+	}
+	a, err := daemon.New(daemon.WithAdvertise("example.com:7000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if u, err := a.Register(&Calc{}, daemon.WithID("early")); err != nil || u.String() != "PYRO:early@example.com:7000" {
+		t.Fatalf("Register with an advertised address: %v %v", u, err)
+	}
+}
+
 func TestRegister(t *testing.T) {
 	d := testutil.Serve(t)
 	c := &Calc{}
@@ -351,14 +380,24 @@ func TestRegister(t *testing.T) {
 	if err != nil || !strings.HasPrefix(u1.Object, "obj_") || u1.Host != "127.0.0.1" || u1.Port == 0 {
 		t.Fatalf("auto id: %v %v", u1, err)
 	}
-	if _, err := d.Register(c, daemon.WithID("x")); err != nil {
+	if again, err := d.Register(c); err != nil || again.String() != u1.String() {
+		t.Fatalf("the same value registered twice: %v %v, want %v", again, err, u1)
+	}
+	if _, err := d.Register(c, daemon.WithID("x")); !errors.Is(err, gopyro.ErrExists) || !strings.Contains(err.Error(), u1.Object) {
+		t.Fatalf("the same value under a second id: %v", err)
+	}
+	if _, err := d.Register(&Calc{}, daemon.WithID("x")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Register(c, daemon.WithID("x")); !errors.Is(err, gopyro.ErrExists) {
+	if _, err := d.Register(&Calc{}, daemon.WithID("x")); !errors.Is(err, gopyro.ErrExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
-	if _, err := d.Register(c, daemon.WithID("x"), daemon.Force()); err != nil {
+	if _, err := d.Register(&Calc{}, daemon.WithID("x"), daemon.Force()); err != nil {
 		t.Fatalf("forced: %v", err)
+	}
+	g1, err := d.Register(Calc2{})
+	if g2, err2 := d.Register(Calc2{}); err != nil || err2 != nil || g1.String() != g2.String() {
+		t.Fatalf("equal comparable values: %v %v / %v %v", g1, err, g2, err2)
 	}
 	if _, err := d.Register(c, daemon.WithID("bad id")); !errors.Is(err, gopyro.ErrInvalid) {
 		t.Fatalf("bad id: %v", err)

@@ -11,81 +11,57 @@ import (
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/wire"
-	"github.com/smallnest/rpcx/server"
-	"github.com/smallnest/rpcx/share"
 )
 
-// handle is the rpcx handler of gopyro's one route. It always answers with
-// a reply (never an rpcx error) so the caller gets a typed error.
-func (d *Daemon) handle(c *server.Context) error {
-	md := c.Metadata()
-	oneway := md[wire.MetaOneway] == "1"
-	gc, _ := c.Get(server.RemoteConnContextKey).(*wire.GuardConn)
+// ServeRequest implements wire.Handler: it runs one request and answers
+// it (unless it is oneway) with its results or a typed error.
+func (d *Daemon) ServeRequest(req *wire.Request, w wire.ReplyWriter) {
 	enc := wire.NewEncoder()
-	defer enc.Release()            // after c.Write: rpcx copies the reply as it frames it
-	direct := gc != nil && !oneway // large replies may skip rpcx's frame copy
-	if direct {
+	defer enc.Release() // after the reply is written
+	if !req.Oneway {
 		enc.Scatter() // large []byte results go out as they are
 	}
-	payload, err := d.call(md, c.Payload(), gc, oneway, enc)
-	if oneway {
+	cs, _ := req.Conn.(*connState)
+	payload, err := d.call(req, cs, enc)
+	if req.Oneway {
 		if err != nil {
-			d.cfg.Logger.Debug("daemon: oneway call failed", "object", md[wire.MetaObject], "method", md[wire.MetaMethod], "err", err)
+			d.cfg.Logger.Debug("daemon: oneway call failed", "object", req.Object, "method", req.Method, "err", err)
 		}
-		return nil
+		return
 	}
 	if err != nil {
-		if rm, ok := c.Get(share.ResMetaDataKey).(map[string]string); ok {
-			rm[wire.MetaError] = "1"
+		_ = w.Fail(wire.EncodeError(err))
+		if gopyro.CodeOf(err) == gopyro.CodeSecurity && cs != nil {
+			_ = cs.conn.Close()
 		}
-		_ = c.Write(wire.EncodeError(err))
-		if gopyro.CodeOf(err) == gopyro.CodeSecurity && gc != nil {
-			_ = gc.Close()
-		}
-		return nil
+		return
 	}
-	segs := enc.Segments()
-	if direct && (segs != nil || len(payload) >= directReplySize) {
-		// rpcx would copy the payload into a frame buffer first.
-		if req, ok := wire.Request(c); ok {
-			if segs == nil {
-				segs = [][]byte{payload}
-			}
-			_ = gc.WriteReply(req, segs...)
-			return nil
-		}
+	if segs := enc.Segments(); segs != nil {
+		_ = w.Reply(segs...)
+		return
 	}
-	if segs != nil {
-		payload = enc.Raw() // joins the segments
-	}
-	_ = c.Write(payload)
-	return nil
+	_ = w.Reply(payload)
 }
-
-// directReplySize is the reply size from which the daemon writes replies
-// itself; see wire.GuardConn.WriteReply.
-const directReplySize = 256 << 10
 
 // call runs the request and returns its encoded reply, written into enc
 // (or, for a batch, a buffer of its own).
-func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, oneway bool, enc *wire.Encoder) ([]byte, error) {
-	objID, name := md[wire.MetaObject], md[wire.MetaMethod]
-	batch := md[wire.MetaBatch] != ""
+func (d *Daemon) call(req *wire.Request, cs *connState, enc *wire.Encoder) ([]byte, error) {
+	objID, name := req.Object, req.Method
 	fail := func(code gopyro.Code, format string, args ...any) ([]byte, error) {
 		op := "call " + name // built on failure only: the call path allocates little
-		if batch {
+		if req.Batch != "" {
 			op = "batch"
 		}
 		return nil, &gopyro.Error{Code: code, Op: op, URI: objID, Message: fmt.Sprintf(format, args...)}
 	}
-	if d.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(md[wire.MetaAuth]), []byte(d.cfg.Token)) != 1 {
+	if d.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(req.Token), []byte(d.cfg.Token)) != 1 {
 		return fail(gopyro.CodeSecurity, "missing or wrong token")
 	}
 	switch d.begin() {
 	case errDraining:
 		return fail(gopyro.CodeClosed, "daemon is shutting down")
 	case errBusy:
-		if oneway {
+		if req.Oneway {
 			d.cfg.Logger.Warn("daemon: in-flight limit reached; dropping oneway call", "object", objID, "method", name)
 		}
 		return fail(gopyro.CodeBusy, "daemon has %d calls in flight (its limit)", d.cfg.MaxInFlight)
@@ -94,45 +70,39 @@ func (d *Daemon) call(md map[string]string, payload []byte, gc *wire.GuardConn, 
 
 	d.mu.RLock()
 	e := d.objects[objID]
-	var cs *connState
-	if gc != nil {
-		cs = d.sessions[gc]
-	}
 	d.mu.RUnlock()
 	if e == nil {
 		return fail(gopyro.CodeNotFound, "unknown object %q", objID)
 	}
-	if int64(len(payload)) > d.cfg.MaxMessageSize {
-		return fail(gopyro.CodeProtocol, "arguments of %d bytes exceed the limit of %d", len(payload), d.cfg.MaxMessageSize)
+	if int64(len(req.Payload)) > d.cfg.MaxMessageSize {
+		return fail(gopyro.CodeProtocol, "arguments of %d bytes exceed the limit of %d", len(req.Payload), d.cfg.MaxMessageSize)
 	}
 
 	ctx := d.ctx
 	if cs != nil {
 		ctx = cs.ctx // cancelled when the caller disconnects
 	}
-	if t, ok := wire.ParseTimeout(md[wire.MetaTimeout]); ok {
+	if req.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
-	info := CallInfo{ObjectID: objID, Method: name, CorrelationID: md[wire.MetaCorrelation], Oneway: oneway}
-	if gc != nil {
-		info.RemoteAddr = gc.RemoteAddr()
-	}
+	info := CallInfo{ObjectID: objID, Method: name, CorrelationID: req.Correlation, Oneway: req.Oneway}
 	if cs != nil {
+		info.RemoteAddr = cs.conn.RemoteAddr()
 		info.ConnID = cs.id
 	}
-	if mode := md[wire.MetaBatch]; mode != "" {
-		if err := wire.Validate(payload); err != nil {
+	if req.Batch != "" {
+		if err := wire.Validate(req.Payload); err != nil {
 			return fail(gopyro.CodeProtocol, "malformed batch: %v", err)
 		}
-		calls, err := wire.DecodeBatch(payload)
+		calls, err := wire.DecodeBatch(req.Payload)
 		if err != nil {
 			return fail(gopyro.CodeProtocol, "malformed batch: %v", err)
 		}
-		return d.batch(ctx, e, cs, info, calls, mode == wire.BatchStopOnFail)
+		return d.batch(ctx, e, cs, info, calls, req.Batch == wire.BatchStopOnFail)
 	}
-	return d.callMethod(ctx, e, cs, info, payload, enc)
+	return d.callMethod(ctx, e, cs, info, req.Payload, enc)
 }
 
 // batch runs calls on e in order and encodes each outcome.
@@ -184,9 +154,9 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 	if err := wire.Validate(payload); err != nil {
 		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
 	}
-	// Large []byte arguments share the payload: rpcx reads every request
-	// into a buffer of its own and never reuses it (TestRetainedArguments
-	// guards this), so a method may even keep them.
+	// Large []byte arguments share the payload: wire.Request.Payload
+	// belongs to the handler (TestRetainedArguments guards this), so a
+	// method may even keep them.
 	dec, err := wire.NewAliasingDecoder(payload)
 	if err != nil {
 		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
@@ -327,13 +297,22 @@ func (d *Daemon) instance(ctx context.Context, e *entry, cs *connState) (reflect
 		return reflect.Value{}, err
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if cur, ok := cs.instances[e.id]; ok { // a concurrent first call won
+	cur, won := cs.instances[e.id]
+	gone := cs.closed
+	if !won && !gone {
+		if cs.instances == nil {
+			cs.instances = map[string]reflect.Value{}
+		}
+		cs.instances[e.id] = inst
+	}
+	d.mu.Unlock()
+	switch {
+	case gone: // the connection closed while the factory ran
+		closeInstance(inst)
+		return reflect.Value{}, errors.New("the connection closed")
+	case won: // a concurrent first call won
+		closeInstance(inst)
 		return cur, nil
 	}
-	if cs.instances == nil {
-		cs.instances = map[string]reflect.Value{}
-	}
-	cs.instances[e.id] = inst
 	return inst, nil
 }

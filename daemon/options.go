@@ -130,28 +130,29 @@ func (c *Config) fill() error {
 		return bad("MaxStreams and StreamChunk must be positive, StreamLinger not negative")
 	}
 	if c.Advertise != "" {
-		if _, err := splitHostPort(c.Advertise); err != nil {
+		if _, err := parseLocation(c.Advertise); err != nil {
 			return bad("Advertise: " + err.Error())
 		}
 	}
 	return nil
 }
 
-type hostPort struct {
+// location is where a daemon's URIs say it is.
+type location struct {
 	host string
 	port int
 }
 
-func splitHostPort(s string) (hostPort, error) {
+func parseLocation(s string) (location, error) {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
-		return hostPort{}, err
+		return location{}, err
 	}
 	port, err := strconv.Atoi(p)
 	if err != nil || port < 1 || port > 65535 {
-		return hostPort{}, &gopyro.Error{Code: gopyro.CodeInvalid, Message: "bad port " + strconv.Quote(p)}
+		return location{}, &gopyro.Error{Code: gopyro.CodeInvalid, Message: "bad port " + strconv.Quote(p)}
 	}
-	return hostPort{h, port}, nil
+	return location{h, port}, nil
 }
 
 // RegisterOption changes how one object is registered.

@@ -70,11 +70,10 @@ func (d *Daemon) refOf(v reflect.Value) (Ref, bool) {
 	if !ok {
 		return Ref{}, false
 	}
-	u, err := d.uriLocked(id)
-	if err != nil {
+	if d.loc.port == 0 {
 		return Ref{}, false
 	}
-	return Ref{URI: u}, true
+	return Ref{URI: d.uriLocked(id)}, true
 }
 
 // forgetInstLocked drops e's instance from the reference table.

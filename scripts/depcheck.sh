@@ -1,39 +1,62 @@
 #!/usr/bin/env bash
-# Proves the import rules of DESIGN.md §1 with go list -deps.
+# Proves the import rules of DESIGN.md §1 with go list -deps. Every
+# package a rule names must exist (a typo must not pass silently); rules
+# for packages that do not exist yet are added when they do.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 mod=github.com/gopyro/gopyro
 fail=0
+complain() { echo "depcheck: $*"; fail=1; }
 
+exists() { go list "$mod/$1" >/dev/null 2>&1 || { complain "package $mod/$1 named by a rule does not exist"; return 1; }; }
 deps() { go list -deps "$1" | grep "^$mod" | grep -vx "$1" || true; }
 
 # The root package imports only the standard library.
 nonstd=$(go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' "$mod" | grep -vx "$mod" || true)
-if [ -n "$nonstd" ]; then echo "depcheck: $mod must import only the standard library, imports: $nonstd"; fail=1; fi
+[ -z "$nonstd" ] || complain "$mod must import only the standard library, imports: $nonstd"
 
-# pkg: allowed gopyro imports (regex over the import path)
+# check PKG ALLOWED: PKG may import only the gopyro packages matching ALLOWED.
 check() {
   local pkg=$mod/$1 allowed=$2
-  go list "$pkg" >/dev/null 2>&1 || return 0
+  exists "$1" || return 0
   for d in $(deps "$pkg"); do
-    if ! [[ $d =~ ^$mod(/($allowed))?$ ]]; then
-      echo "depcheck: $pkg must not import $d"; fail=1
-    fi
+    [[ $d =~ ^$mod(/($allowed))?$ ]] || complain "$pkg must not import $d"
   done
 }
 check internal/wire ''
-check daemon 'internal/wire'
+check internal/rpcxserver 'internal/wire'
+check daemon 'internal/wire|internal/rpcxserver'
 check proxy 'internal/wire'
-check nameserver 'internal/wire|daemon|proxy|nameserver/.*'
-check classic 'internal/wire|daemon|proxy|classic/.*'
-check gpu 'internal/wire|daemon|proxy|gpu/cpu'
-check gpu/cpu 'gpu'
+check nameserver 'internal/wire|internal/rpcxserver|daemon|proxy'
+
+# rpcx's server side lives in one package: nothing else imports rpcx/server
+# or rpcx/share (test files included).
+for p in $(go list ./...); do
+  [ "$p" = "$mod/internal/rpcxserver" ] && continue
+  imports=$(go list -f '{{join .Imports "\n"}}{{"\n"}}{{join .TestImports "\n"}}{{"\n"}}{{join .XTestImports "\n"}}' "$p")
+  if grep -qE '^github.com/smallnest/rpcx/(server|share)$' <<<"$imports"; then
+    complain "$p imports rpcx's server side; only internal/rpcxserver may"
+  fi
+done
+
+# A program that only calls (proxy) links rpcx's frame format and nothing
+# else of rpcx.
+exists proxy && {
+  extra=$(go list -deps "$mod/proxy" | grep '^github.com/smallnest/rpcx' |
+    grep -vxE 'github.com/smallnest/rpcx/(protocol|log|util)' || true)
+  [ -z "$extra" ] || complain "proxy links more of rpcx than its frame format: $extra"
+}
+
 # Examples import only public packages themselves (what those import is theirs).
-for ex in $(go list "$mod/examples/..." 2>/dev/null); do
+for ex in $(go list "$mod/examples/..."); do
   for d in $(go list -f '{{join .Imports "\n"}}' "$ex"); do
-    if [[ $d == $mod/internal/* || $d == */cmd/* ]]; then echo "depcheck: example $ex must use public packages only, imports $d"; fail=1; fi
+    if [[ $d == $mod/internal/* || $d == */cmd/* ]]; then complain "example $ex must use public packages only, imports $d"; fi
   done
 done
-# No production package imports gorgonia.org/cu (it exits the process without a GPU).
-if go list -deps ./... | grep -q '^gorgonia.org/cu'; then echo "depcheck: gorgonia.org/cu is reachable without the cuda tag"; fail=1; fi
+
+# No package reachable without build tags imports gorgonia.org/cu (its
+# init exits the process where there is no GPU).
+if go list -deps ./... | grep -q '^gorgonia.org/cu'; then complain "gorgonia.org/cu is reachable without the cuda tag"; fi
+
 [ $fail = 0 ] && echo "depcheck: ok"
 exit $fail

@@ -16,6 +16,20 @@ import (
 	"github.com/smallnest/rpcx/protocol"
 )
 
+// FrameOverhead is added to a configured maximum message size to get the
+// maximum frame body: route names and metadata travel in the frame too.
+const FrameOverhead = 64 << 10
+
+// DefaultConnectTimeout bounds a dial when DialOptions.ConnectTimeout is 0.
+const DefaultConnectTimeout = 5 * time.Second
+
+// DialOptions configures [DialClient].
+type DialOptions struct {
+	TLS            *tls.Config
+	MaxFrame       int64         // largest reply frame body accepted
+	ConnectTimeout time.Duration // 0: DefaultConnectTimeout
+}
+
 // Client is gopyro's side of a connection to a daemon. It speaks rpcx's
 // frame format (the daemon is an rpcx server) but not through rpcx's
 // client: that one copies every request into a frame buffer, and turns
@@ -58,7 +72,7 @@ var ErrClientClosed = errors.New("wire: connection closed")
 func DialClient(ctx context.Context, network, address string, o DialOptions) (*Client, error) {
 	timeout := o.ConnectTimeout
 	if timeout == 0 {
-		timeout = 5 * time.Second
+		timeout = DefaultConnectTimeout
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -86,11 +100,17 @@ func DialClient(ctx context.Context, network, address string, o DialOptions) (*C
 		}
 		conn = tc
 	}
+	return NewClient(conn, o.MaxFrame), nil
+}
+
+// NewClient speaks to a daemon over conn, already connected (and, where
+// wanted, TLS-wrapped); maxFrame bounds a reply frame's body.
+func NewClient(conn net.Conn, maxFrame int64) *Client {
 	c := &Client{pending: map[uint64]chan<- Reply{}}
-	c.gc = NewGuardConn(conn, o.MaxFrame, nil)
+	c.gc = NewGuardConn(conn, maxFrame, nil)
 	c.seq.Store(SeqBase)
 	go c.read()
-	return c, nil
+	return c
 }
 
 // Send writes r and, unless it is oneway, waits for the reply or for ctx.

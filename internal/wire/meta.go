@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gopyro/gopyro"
-	"github.com/smallnest/rpcx/share"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -21,13 +20,13 @@ const (
 // Metadata keys of a request and its reply. Short keys: they are written
 // on every call.
 const (
-	MetaObject      = "o" // object id
-	MetaMethod      = "m" // method name
-	MetaCorrelation = "c" // correlation id, optional
-	MetaTimeout     = "t" // remaining time in microseconds, optional
-	MetaError       = "e" // set to "1" in a reply whose payload is an error
-	MetaOneway      = "w" // set to "1" in a request that wants no reply
-	MetaAuth        = share.AuthKey
+	MetaObject      = "o"      // object id
+	MetaMethod      = "m"      // method name
+	MetaCorrelation = "c"      // correlation id, optional
+	MetaTimeout     = "t"      // remaining time in microseconds, optional
+	MetaError       = "e"      // set to "1" in a reply whose payload is an error
+	MetaOneway      = "w"      // set to "1" in a request that wants no reply
+	MetaAuth        = "__AUTH" // rpcx's own key for a token; rpcx's server leaves it to gopyro
 )
 
 // SeqBase keeps gopyro's SendRaw sequence numbers clear of the ones rpcx's

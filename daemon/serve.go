@@ -1,0 +1,264 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/gopyro/gopyro"
+)
+
+// Ready is closed once Serve has its listener and URIs can be made.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Addr returns the listener's address, or nil before Serve.
+func (d *Daemon) Addr() net.Addr {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.ln == nil {
+		return nil
+	}
+	return d.ln.Addr()
+}
+
+// maxAcceptDelay bounds the pause after a temporary accept error (too many
+// open files, for example), as net/http does.
+const maxAcceptDelay = time.Second
+
+// Serve accepts connections on ln and serves calls on them until ctx is
+// done, [Daemon.Shutdown] or [Daemon.Close]; then it returns nil. A daemon
+// serves one listener once. The caller owns ln; Serve closes it when it
+// stops.
+func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
+	d.mu.Lock()
+	switch {
+	case d.closed || d.draining:
+		d.mu.Unlock()
+		return d.fail("serve", gopyro.CodeClosed, "daemon is closed")
+	case d.serving:
+		d.mu.Unlock()
+		return d.fail("serve", gopyro.CodeInvalid, "daemon is already serving")
+	}
+	d.serving = true
+	d.ln = ln
+	if d.loc.port == 0 {
+		if loc, err := parseLocation(ln.Addr().String()); err == nil {
+			d.loc = loc
+		}
+	}
+	close(d.ready)
+	d.mu.Unlock()
+
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && d.cfg.TLS == nil && d.cfg.Token == "" {
+		d.cfg.Logger.Warn("daemon: serving on a non-loopback address without TLS or a token: anyone who can reach it can call every registered object",
+			"addr", ln.Addr().String())
+	}
+	stop := context.AfterFunc(ctx, func() { _ = d.Close() })
+	defer stop()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if d.stopping() {
+				return nil
+			}
+			if isTemporary(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
+				d.cfg.Logger.Warn("daemon: accept failed; retrying", "err", err, "in", delay)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-d.ctx.Done():
+					return nil
+				}
+			}
+			return fmt.Errorf("daemon: serve: %w", err)
+		}
+		delay = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		_, _ = d.serveConn(c)
+	}
+}
+
+// isTemporary reports an accept error worth retrying (a full file table,
+// for example).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// ServeConn serves calls on one connection until it closes, ctx is done or
+// the daemon is closed, then returns nil (as net/rpc's ServeConn; tests and
+// fuzzers use it with net.Pipe). The connection counts against
+// [Config.MaxConns]; TLS, when configured, is spoken on it. ServeConn does
+// not make the daemon's URIs known: set [Config.Advertise] to register
+// objects on a daemon that only serves connections given to it.
+func (d *Daemon) ServeConn(ctx context.Context, c net.Conn) error {
+	cs, err := d.serveConn(c)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = cs.conn.Close() })
+	defer stop()
+	<-cs.done
+	return nil
+}
+
+// serveConn admits c and hands it to the transport.
+func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
+	d.mu.Lock()
+	var err error
+	switch {
+	case d.draining:
+		err = d.fail("serve", gopyro.CodeClosed, "daemon is closed")
+	case len(d.conns) >= d.cfg.MaxConns:
+		err = d.fail("serve", gopyro.CodeBusy, "daemon at its connection limit (%d)", d.cfg.MaxConns)
+		d.cfg.Logger.Warn("daemon: connection limit reached; closing new connection",
+			"limit", d.cfg.MaxConns, "remote", c.RemoteAddr().String())
+	}
+	if err != nil {
+		d.mu.Unlock()
+		_ = c.Close()
+		return nil, err
+	}
+	if d.cfg.TLS != nil {
+		c = tls.Server(c, d.cfg.TLS)
+	}
+	cs := &connState{id: d.nextConn.Add(1), conn: c, done: make(chan struct{})}
+	cs.ctx, cs.cancel = context.WithCancel(d.ctx)
+	d.conns[cs] = struct{}{}
+	d.mu.Unlock()
+	if err := d.tr.ServeConn(c, cs, func() { d.connClosed(cs) }); err != nil {
+		d.connClosed(cs) // the transport closed c
+		return nil, d.fail("serve", gopyro.CodeClosed, "daemon is closed")
+	}
+	return cs, nil
+}
+
+// connClosed forgets a closed connection: its calls' contexts are
+// cancelled, its streams start to linger and its session instances are
+// closed.
+func (d *Daemon) connClosed(cs *connState) {
+	d.mu.Lock()
+	if _, ok := d.conns[cs]; !ok {
+		d.mu.Unlock()
+		return
+	}
+	delete(d.conns, cs)
+	d.orphanStreamsLocked(cs.id)
+	instances := cs.instances
+	cs.instances, cs.closed = nil, true
+	d.mu.Unlock()
+	cs.cancel()
+	for _, inst := range instances {
+		closeInstance(inst)
+	}
+	close(cs.done)
+}
+
+// stopping reports that Shutdown or Close began.
+func (d *Daemon) stopping() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.draining
+}
+
+// Shutdown stops accepting connections and new calls, waits until the
+// calls in flight have finished (or ctx is done), then closes every
+// connection. It returns ctx's error if the calls did not finish in time.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	first := !d.draining
+	d.draining = true
+	ln := d.ln
+	if first && d.active == 0 {
+		close(d.drained)
+	}
+	d.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	var err error
+	select {
+	case <-d.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	return errors.Join(err, d.Close())
+}
+
+// Close stops the daemon now: it closes the listener and every connection
+// and cancels the context of every call still running.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	if !d.draining {
+		d.draining = true
+		if d.active == 0 {
+			close(d.drained)
+		}
+	}
+	ln := d.ln
+	conns := make([]net.Conn, 0, len(d.conns))
+	for cs := range d.conns {
+		conns = append(conns, cs.conn)
+	}
+	d.mu.Unlock()
+	d.cancel()
+	d.closeAllStreams()
+	var err error
+	if ln != nil {
+		err = ignoreClosed(ln.Close())
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	return errors.Join(err, d.tr.Close())
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// begin counts a call in, for the in-flight limit and for draining.
+func (d *Daemon) begin() beginResult {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.draining:
+		return errDraining
+	case d.active >= d.cfg.MaxInFlight:
+		return errBusy
+	}
+	d.active++
+	return begun
+}
+
+type beginResult uint8
+
+const (
+	begun beginResult = iota
+	errDraining
+	errBusy
+)
+
+func (d *Daemon) end() {
+	d.mu.Lock()
+	d.active--
+	if d.active == 0 && d.draining {
+		close(d.drained)
+	}
+	d.mu.Unlock()
+}

@@ -1,0 +1,192 @@
+package rpcxserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync"
+
+	rpcxlog "github.com/smallnest/rpcx/log"
+	"github.com/smallnest/rpcx/protocol"
+	"github.com/smallnest/rpcx/server"
+	"github.com/smallnest/rpcx/share"
+
+	"github.com/gopyro/gopyro/internal/wire"
+)
+
+// network is the name passed to rpcx's ServeListener. It is deliberately
+// not "tcp": for tcp rpcx puts a cmux in front of the listener (for its
+// HTTP gateway and JSON-RPC), which would hide the guard around each
+// connection and cost a goroutine per connection.
+const network = "gopyro"
+
+// DirectReplySize is the reply size from which replies are written with
+// one writev straight from the handler's pieces ([wire.GuardConn.WriteReply])
+// instead of rpcx's copy into a frame buffer.
+const DirectReplySize = 256 << 10
+
+var quietOnce sync.Once
+
+// Quiet replaces rpcx's package-global logger, which writes to stdout,
+// with one that discards. It runs once per process (the logger is read
+// without a lock by every rpcx server), before the first rpcx server
+// starts; [New] calls it.
+func Quiet() { quietOnce.Do(rpcxlog.SetDummyLogger) }
+
+// Server serves rpcx frames on the connections given to [Server.ServeConn].
+type Server struct {
+	h        wire.Handler
+	maxFrame int64
+	srv      *server.Server
+	ln       *chanListener
+
+	startOnce sync.Once
+	wg        sync.WaitGroup // the ServeListener goroutine
+}
+
+// New returns a server that hands requests to h and refuses frames whose
+// body exceeds maxFrame bytes.
+func New(h wire.Handler, maxFrame int64) *Server {
+	Quiet()
+	s := &Server{h: h, maxFrame: maxFrame, ln: newChanListener()}
+	s.srv = server.NewServer()
+	s.srv.DisableHTTPGateway = true
+	s.srv.DisableJSONRPC = true
+	s.srv.AddHandler(wire.ServicePath, wire.ServiceMethod, s.handle) // before serving: the router map is not locked
+	s.srv.Plugins.Add(requestKeeper{})
+	return s
+}
+
+// conn is a guarded connection with the handler's value for it.
+type conn struct {
+	*wire.GuardConn
+	tag any
+}
+
+// ServeConn serves c until it closes; requests read from it carry tag as
+// [wire.Request.Conn], and onClose runs once when it is closed. It returns
+// at once (the connection is served by rpcx's goroutines), or
+// net.ErrClosed after [Server.Close], having closed c.
+func (s *Server) ServeConn(c net.Conn, tag any, onClose func()) error {
+	s.startOnce.Do(func() {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.srv.ServeListener(network, s.ln) // returns once Close closed the listener
+		}()
+	})
+	gc := &conn{GuardConn: wire.NewGuardConn(c, s.maxFrame, onClose), tag: tag}
+	gc.ReplyOversize = true
+	select {
+	case s.ln.conns <- gc:
+		return nil
+	case <-s.ln.done:
+		_ = gc.Close()
+		return net.ErrClosed
+	}
+}
+
+// Close stops serving: it closes every connection rpcx holds and waits for
+// rpcx's accept loop to end.
+func (s *Server) Close() error {
+	s.ln.shut()
+	err := s.srv.Close()
+	s.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// handle is the rpcx handler of gopyro's one route.
+func (s *Server) handle(c *server.Context) error {
+	msg, _ := c.Get(requestKey{}).(*protocol.Message)
+	gc, _ := c.Get(server.RemoteConnContextKey).(*conn)
+	oneway := msg != nil && msg.IsOneway()
+	req := wire.ParseRequest(c.Metadata(), c.Payload(), oneway)
+	r := &reply{c: c, msg: msg}
+	if gc != nil {
+		req.Conn = gc.tag
+		r.gc = gc.GuardConn
+	}
+	s.h.ServeRequest(&req, r)
+	return nil
+}
+
+// reply writes the answer to one request.
+type reply struct {
+	c   *server.Context
+	gc  *wire.GuardConn
+	msg *protocol.Message
+}
+
+func (r *reply) Reply(payload ...[]byte) error {
+	n := 0
+	for _, p := range payload {
+		n += len(p)
+	}
+	if r.gc != nil && r.msg != nil && n >= DirectReplySize {
+		// rpcx would copy the payload into a frame buffer first.
+		return r.gc.WriteReply(r.msg, payload...)
+	}
+	var b []byte
+	if len(payload) == 1 {
+		b = payload[0]
+	} else {
+		b = bytes.Join(payload, nil)
+	}
+	return r.c.Write(b)
+}
+
+func (r *reply) Fail(errPayload []byte) error {
+	if rm, ok := r.c.Get(share.ResMetaDataKey).(map[string]string); ok {
+		rm[wire.MetaError] = "1"
+	}
+	return r.c.Write(errPayload)
+}
+
+// requestKey finds the request message in a handler's context (rpcx does
+// not hand it out otherwise).
+type requestKey struct{}
+
+// requestKeeper is an rpcx server plugin that keeps each request message
+// in its context.
+type requestKeeper struct{}
+
+func (requestKeeper) PostReadRequest(ctx context.Context, r *protocol.Message, err error) error {
+	if sc, ok := ctx.(*share.Context); ok && err == nil {
+		sc.SetValue(requestKey{}, r)
+	}
+	return nil
+}
+
+// chanListener is the net.Listener rpcx accepts from: its connections are
+// the ones ServeConn hands over.
+type chanListener struct {
+	conns    chan net.Conn
+	done     chan struct{}
+	shutOnce sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) shut()          { l.shutOnce.Do(func() { close(l.done) }) }
+func (l *chanListener) Close() error   { l.shut(); return nil }
+func (l *chanListener) Addr() net.Addr { return chanAddr{} }
+
+type chanAddr struct{}
+
+func (chanAddr) Network() string { return network }
+func (chanAddr) String() string  { return network }
