@@ -3,6 +3,8 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
 .PHONY: help build test test-race test-bench fuzz bench perf lint depcheck demo ci clean
 
@@ -31,9 +33,12 @@ bench: ## Run the benchmarks (BENCHTIME per case)
 perf: ## gopyro bench: medians of 5 runs against raw TCP, raw rpcx, net/rpc
 	$(GO) run ./cmd/gopyro bench --duration 1s --runs 5
 
-lint: ## gofmt, go vet
+lint: ## gofmt, go vet, go mod tidy -diff, staticcheck (installed if missing)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	@[ -x "$(STATICCHECK)" ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(STATICCHECK) ./...
 
 depcheck: ## Prove the package import rules
 	./scripts/depcheck.sh

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gopyro/gopyro"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Entry is one registration.
@@ -132,9 +133,9 @@ func OpenBoltStore(path string) (*BoltStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		switch {
-		case errors.Is(err, bolt.ErrTimeout):
+		case errors.Is(err, berrors.ErrTimeout):
 			return fail("the store is locked: is another name server using it?", err)
-		case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
 			return fail("the store file is corrupt or not a gopyro store (move it away to start empty)", err)
 		}
 		return fail("cannot open the store file", err)

@@ -56,6 +56,7 @@ func ParseTimeout(s string) (time.Duration, bool) {
 
 // remoteError is the wire form of an error: [code, type, message, stack].
 type remoteError struct {
+	//lint:ignore U1000 msgpack reads its tag: encode the struct as an array
 	_msgpack struct{} `msgpack:",as_array"`
 	Code     uint8
 	Type     string
