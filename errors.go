@@ -39,6 +39,9 @@ const (
 	CodeExists
 	// CodeUnsupported: the operation is not supported by this peer or backend.
 	CodeUnsupported
+	// CodeCanceled: the caller cancelled the call's context. Such an
+	// error also matches context.Canceled with errors.Is.
+	CodeCanceled
 )
 
 var codeNames = [...]string{
@@ -55,6 +58,7 @@ var codeNames = [...]string{
 	CodeClosed:        "closed",
 	CodeExists:        "exists",
 	CodeUnsupported:   "unsupported",
+	CodeCanceled:      "canceled",
 }
 
 func (c Code) String() string {
@@ -64,21 +68,31 @@ func (c Code) String() string {
 	return "code(" + strconv.Itoa(int(c)) + ")"
 }
 
-// Sentinels for errors.Is. Each matches any [*Error] with the same code.
-var (
-	ErrInvalid       = &Error{Code: CodeInvalid}
-	ErrNotFound      = &Error{Code: CodeNotFound}
-	ErrArgument      = &Error{Code: CodeArgument}
-	ErrCommunication = &Error{Code: CodeCommunication}
-	ErrTimeout       = &Error{Code: CodeTimeout}
-	ErrProtocol      = &Error{Code: CodeProtocol}
-	ErrSecurity      = &Error{Code: CodeSecurity}
-	ErrRemote        = &Error{Code: CodeRemote}
-	ErrBusy          = &Error{Code: CodeBusy}
-	ErrClosed        = &Error{Code: CodeClosed}
-	ErrExists        = &Error{Code: CodeExists}
-	ErrUnsupported   = &Error{Code: CodeUnsupported}
+// Sentinels for errors.Is. Each matches any [*Error] with the same code:
+//
+//	if errors.Is(err, gopyro.ErrNotFound) { ... }
+//
+// They are constants, so no caller can change what they match.
+const (
+	ErrInvalid       = codeError(CodeInvalid)
+	ErrNotFound      = codeError(CodeNotFound)
+	ErrArgument      = codeError(CodeArgument)
+	ErrCommunication = codeError(CodeCommunication)
+	ErrTimeout       = codeError(CodeTimeout)
+	ErrProtocol      = codeError(CodeProtocol)
+	ErrSecurity      = codeError(CodeSecurity)
+	ErrRemote        = codeError(CodeRemote)
+	ErrBusy          = codeError(CodeBusy)
+	ErrClosed        = codeError(CodeClosed)
+	ErrExists        = codeError(CodeExists)
+	ErrUnsupported   = codeError(CodeUnsupported)
+	ErrCanceled      = codeError(CodeCanceled)
 )
+
+// codeError is the type of the sentinels: an error that is only a Code.
+type codeError Code
+
+func (c codeError) Error() string { return "gopyro: " + Code(c).String() }
 
 // Error is the error type of every gopyro package.
 //
@@ -134,17 +148,19 @@ func (e *Error) Error() string {
 // Unwrap returns the local cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports whether target is an *Error with the same Code and, when the
-// target sets RemoteType, the same RemoteType. So errors.Is(err,
-// gopyro.ErrNotFound) holds for every not-found error, and a package can
-// declare a sentinel with its own RemoteType that still matches after the
-// error crossed the wire.
+// Is reports whether target is a sentinel of e's Code (errors.Is(err,
+// gopyro.ErrNotFound) holds for every not-found error), or an *Error with
+// the same Code and, when the target sets RemoteType, the same RemoteType:
+// so a package can declare a sentinel with its own RemoteType (with
+// [NewError]) that still matches after the error crossed the wire.
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	if !ok {
-		return false
+	switch t := target.(type) {
+	case codeError:
+		return Code(t) == e.Code
+	case *Error:
+		return t.Code == e.Code && (t.RemoteType == "" || t.RemoteType == e.RemoteType)
 	}
-	return t.Code == e.Code && (t.RemoteType == "" || t.RemoteType == e.RemoteType)
+	return false
 }
 
 // CodeOf returns the Code of the first *Error in err's chain, CodeUnknown if

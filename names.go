@@ -14,3 +14,21 @@ const (
 	// DefaultHost is the address servers bind to unless told otherwise.
 	DefaultHost = "127.0.0.1"
 )
+
+// DefaultMaxMessageSize is the largest message (a call's arguments, a
+// reply's results) daemons and proxies accept unless configured otherwise:
+// 64 MiB.
+const DefaultMaxMessageSize = 64 << 20
+
+// ObjectMetadata describes a registered object, as a daemon's built-in
+// object returns it (Pyro's get_metadata).
+type ObjectMetadata struct {
+	// ID is the object id.
+	ID string `msgpack:"id"`
+	// Methods are the remotely callable methods (Go names), sorted.
+	Methods []string `msgpack:"methods"`
+	// Oneway are the methods declared oneway, sorted.
+	Oneway []string `msgpack:"oneway"`
+	// Mode is the instance mode: single, session or percall.
+	Mode string `msgpack:"mode"`
+}

@@ -102,3 +102,26 @@ func TestErrorIs(t *testing.T) {
 		t.Fatalf("Error() = %q", got)
 	}
 }
+
+func TestSentinels(t *testing.T) {
+	// Sentinels are constants: they match by code, whatever wraps them.
+	for _, c := range []struct {
+		sentinel error
+		code     gopyro.Code
+	}{
+		{gopyro.ErrNotFound, gopyro.CodeNotFound},
+		{gopyro.ErrCanceled, gopyro.CodeCanceled},
+		{gopyro.ErrBusy, gopyro.CodeBusy},
+	} {
+		err := fmt.Errorf("outer: %w", &gopyro.Error{Code: c.code})
+		if !errors.Is(err, c.sentinel) {
+			t.Errorf("%v does not match %v", err, c.sentinel)
+		}
+		if errors.Is(&gopyro.Error{Code: gopyro.CodeUnknown}, c.sentinel) {
+			t.Errorf("an unknown error matches %v", c.sentinel)
+		}
+	}
+	if gopyro.ErrCanceled.Error() != "gopyro: canceled" {
+		t.Fatalf("sentinel text %q", gopyro.ErrCanceled.Error())
+	}
+}

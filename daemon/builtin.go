@@ -9,29 +9,20 @@ import (
 	"github.com/gopyro/gopyro"
 )
 
-// ObjectMetadata describes a registered object, as the built-in daemon
-// object's GetMetadata returns it.
-type ObjectMetadata struct {
-	ID      string   `msgpack:"id"`
-	Methods []string `msgpack:"methods"` // Go names, sorted
-	Oneway  []string `msgpack:"oneway"`  // methods declared oneway
-	Mode    string   `msgpack:"mode"`    // single, session or percall
-}
-
 // Metadata returns the metadata of the object registered under id.
-func (d *Daemon) Metadata(id string) (ObjectMetadata, error) {
+func (d *Daemon) Metadata(id string) (gopyro.ObjectMetadata, error) {
 	d.mu.RLock()
 	e, ok := d.objects[id]
 	d.mu.RUnlock()
 	if !ok {
-		return ObjectMetadata{}, d.fail("metadata", gopyro.CodeNotFound, "unknown object %q", id)
+		return gopyro.ObjectMetadata{}, d.fail("metadata", gopyro.CodeNotFound, "unknown object %q", id)
 	}
 	oneway := slices.Clone(e.oneway)
 	slices.Sort(oneway)
 	if oneway == nil {
 		oneway = []string{}
 	}
-	return ObjectMetadata{ID: id, Methods: e.info.names(), Oneway: oneway, Mode: e.mode.String()}, nil
+	return gopyro.ObjectMetadata{ID: id, Methods: e.info.names(), Oneway: oneway, Mode: e.mode.String()}, nil
 }
 
 // daemonObject is served under gopyro.DaemonID by every daemon.
@@ -44,7 +35,7 @@ func (o *daemonObject) Ping() error { return nil }
 func (o *daemonObject) Registered() ([]string, error) { return o.d.Registered(), nil }
 
 // GetMetadata returns the metadata of one object.
-func (o *daemonObject) GetMetadata(id string) (ObjectMetadata, error) { return o.d.Metadata(id) }
+func (o *daemonObject) GetMetadata(id string) (gopyro.ObjectMetadata, error) { return o.d.Metadata(id) }
 
 // StreamNext returns the next chunk of an open stream (a method result of
 // type iter.Seq or channel). The proxy calls it; see proxy.Stream.

@@ -12,7 +12,6 @@ import (
 
 // Default limits.
 const (
-	DefaultMaxMessageSize = 64 << 20
 	DefaultMaxInFlight    = 1024
 	DefaultMaxConns       = 1024
 )
@@ -96,7 +95,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l }
 
 func (c *Config) fill() error {
 	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = DefaultMaxMessageSize
+		c.MaxMessageSize = gopyro.DefaultMaxMessageSize
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight

@@ -621,3 +621,32 @@ func TestLargeRepliesInterleaved(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCanceledCall: a call whose context the caller cancels fails with
+// CodeCanceled, which is neither a timeout nor a communication error and
+// still matches context.Canceled.
+func TestCanceledCall(t *testing.T) {
+	g, _, u := gateProxy(t)
+	p := newProxy(t, u)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Call(ctx, "Wait")
+		errc <- err
+	}()
+	<-g.entered
+	cancel()
+	err := <-errc
+	if !errors.Is(err, gopyro.ErrCanceled) || !errors.Is(err, context.Canceled) ||
+		errors.Is(err, gopyro.ErrTimeout) || errors.Is(err, gopyro.ErrCommunication) {
+		t.Fatalf("canceled call: %v (code %v)", err, gopyro.CodeOf(err))
+	}
+	f := p.Go(t.Context(), "Wait")
+	<-g.entered
+	wctx, wcancel := context.WithCancel(t.Context())
+	wcancel()
+	if _, err := f.Wait(wctx); !errors.Is(err, gopyro.ErrCanceled) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled wait: %v", err)
+	}
+	close(g.release)
+}

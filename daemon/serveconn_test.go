@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"testing"
 
 	"github.com/gopyro/gopyro"
@@ -83,5 +84,24 @@ func TestServeConnLimits(t *testing.T) {
 	c, _ := net.Pipe()
 	if err := d.ServeConn(t.Context(), c); !errors.Is(err, gopyro.ErrClosed) {
 		t.Fatalf("ServeConn after Close: %v", err)
+	}
+}
+
+// TestProtocolNamesServed: every built-in method the wire package names
+// (and the proxy calls) is served by the daemon object.
+func TestProtocolNamesServed(t *testing.T) {
+	d, err := daemon.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	md, err := d.Metadata(gopyro.DaemonID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{wire.MethodPing, wire.MethodRegistered, wire.MethodGetMetadata, wire.MethodStreamNext, wire.MethodStreamClose} {
+		if !slices.Contains(md.Methods, m) {
+			t.Errorf("the daemon object does not serve %q (it serves %v)", m, md.Methods)
+		}
 	}
 }

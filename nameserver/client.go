@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
 	"github.com/gopyro/gopyro/proxy"
 )
 
@@ -162,13 +162,13 @@ func (c *Client) Register(ctx context.Context, name string, uri any, opts ...Reg
 	if meta == nil {
 		meta = []string{}
 	}
-	_, err := c.p.Call(ctx, "Register", name, s, o.safe, meta)
+	_, err := c.p.Call(ctx, wire.NSRegister, name, s, o.safe, meta)
 	return err
 }
 
 // Lookup returns the URI registered under name.
 func (c *Client) Lookup(ctx context.Context, name string) (gopyro.URI, error) {
-	s, err := proxy.Call[string](ctx, c.p, "Lookup", name)
+	s, err := proxy.Call[string](ctx, c.p, wire.NSLookup, name)
 	if err != nil {
 		return gopyro.URI{}, err
 	}
@@ -177,19 +177,19 @@ func (c *Client) Lookup(ctx context.Context, name string) (gopyro.URI, error) {
 
 // LookupEntry returns the registration of name with its metadata.
 func (c *Client) LookupEntry(ctx context.Context, name string) (Entry, error) {
-	return proxy.Call[Entry](ctx, c.p, "LookupEntry", name)
+	return proxy.Call[Entry](ctx, c.p, wire.NSLookupEntry, name)
 }
 
 // List returns the registrations whose names start with prefix and match
 // regex (either may be empty), sorted by name.
 func (c *Client) List(ctx context.Context, prefix, regex string) ([]Entry, error) {
-	return proxy.Call[[]Entry](ctx, c.p, "ListEntries", prefix, regex)
+	return proxy.Call[[]Entry](ctx, c.p, wire.NSListEntries, prefix, regex)
 }
 
 // YPLookup returns the registrations carrying every tag of all and at
 // least one of anyOf, sorted by name.
 func (c *Client) YPLookup(ctx context.Context, all, anyOf []string) ([]Entry, error) {
-	return proxy.Call[[]Entry](ctx, c.p, "YPLookupEntries", nonNil(all), nonNil(anyOf))
+	return proxy.Call[[]Entry](ctx, c.p, wire.NSYPLookupEntries, nonNil(all), nonNil(anyOf))
 }
 
 func nonNil(s []string) []string {
@@ -202,23 +202,23 @@ func nonNil(s []string) []string {
 // Remove removes name, or every name with prefix, or every name matching
 // regex (exactly one non-empty), and returns how many were removed.
 func (c *Client) Remove(ctx context.Context, name, prefix, regex string) (int, error) {
-	return proxy.Call[int](ctx, c.p, "Remove", name, prefix, regex)
+	return proxy.Call[int](ctx, c.p, wire.NSRemove, name, prefix, regex)
 }
 
 // SetMetadata replaces the tags of name.
 func (c *Client) SetMetadata(ctx context.Context, name string, tags ...string) error {
-	_, err := c.p.Call(ctx, "SetMetadata", name, nonNil(tags))
+	_, err := c.p.Call(ctx, wire.NSSetMetadata, name, nonNil(tags))
 	return err
 }
 
 // Count returns the number of registrations.
 func (c *Client) Count(ctx context.Context) (int, error) {
-	return proxy.Call[int](ctx, c.p, "Count")
+	return proxy.Call[int](ctx, c.p, wire.NSCount)
 }
 
 // Ping checks that the name server answers.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.p.Call(ctx, "Ping")
+	_, err := c.p.Call(ctx, wire.NSPing)
 	return err
 }
 
@@ -237,7 +237,11 @@ func (c *Client) Resolve(ctx context.Context, u gopyro.URI) (gopyro.URI, error) 
 		if len(es) == 0 {
 			return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "resolve", URI: u.String(), Message: "no registration carries all the tags"}
 		}
-		return gopyro.Parse(es[rand.IntN(len(es))].URI)
+		uris := make([]string, len(es))
+		for i, e := range es {
+			uris[i] = e.URI
+		}
+		return gopyro.Parse(wire.ChooseOne(uris))
 	}
 	return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "resolve", URI: u.String(), Message: "unknown scheme"}
 }

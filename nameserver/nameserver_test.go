@@ -21,13 +21,13 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startNS serves a name server on 127.0.0.1:0 and returns a client.
-func startNS(t *testing.T, opts Options) (*Server, *Client) { return startNSTB(t, opts) }
+func startNS(t *testing.T, opts ...Option) (*Server, *Client) { return startNSTB(t, opts...) }
 
-func startNSB(b *testing.B) (*Server, *Client) { return startNSTB(b, Options{}) }
+func startNSB(b *testing.B) (*Server, *Client) { return startNSTB(b) }
 
-func startNSTB(t testing.TB, opts Options) (*Server, *Client) {
+func startNSTB(t testing.TB, opts ...Option) (*Server, *Client) {
 	t.Helper()
-	s, err := New(opts)
+	s, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func startNSTB(t testing.TB, opts Options) (*Server, *Client) {
 const uriA = "PYRO:obj_a@127.0.0.1:5001"
 
 func TestSemantics(t *testing.T) {
-	_, c := startNS(t, Options{})
+	_, c := startNS(t)
 	ctx := t.Context()
 	must := func(err error) {
 		t.Helper()
@@ -218,7 +218,7 @@ func serveHello(t *testing.T, c *Client, name, who string, tags ...string) *daem
 }
 
 func TestPyroNameReresolvesAfterRestart(t *testing.T) {
-	s, c := startNS(t, Options{})
+	s, c := startNS(t)
 	d1 := serveHello(t, c, "example.hello", "first")
 	p, err := proxy.New("PYRONAME:example.hello@" + s.URI().Location())
 	if err != nil {
@@ -246,7 +246,7 @@ func TestPyroNameReresolvesAfterRestart(t *testing.T) {
 }
 
 func TestPyroMetaAndResolver(t *testing.T) {
-	s, c := startNS(t, Options{})
+	s, c := startNS(t)
 	serveHello(t, c, "gpu.one", "one", "gpu", "fast")
 	serveHello(t, c, "gpu.two", "two", "gpu")
 	p, err := proxy.New("PYROMETA:gpu,fast@" + s.URI().Location())
@@ -275,7 +275,7 @@ func TestPyroMetaAndResolver(t *testing.T) {
 
 func TestAutoClean(t *testing.T) {
 	cleaned := make(chan string, 4)
-	_, c := startNS(t, Options{AutoClean: 100 * time.Millisecond, cleaned: cleaned})
+	_, c := startNS(t, WithAutoClean(100*time.Millisecond), withCleaned(cleaned))
 	live := serveHello(t, c, "live", "x")
 	dead := serveHello(t, c, "dead", "y")
 	_ = live
@@ -292,7 +292,7 @@ func TestAutoClean(t *testing.T) {
 }
 
 func TestLocate(t *testing.T) {
-	s, _ := startNS(t, Options{})
+	s, _ := startNS(t)
 	c, err := Locate(t.Context(), At(s.URI().Location()))
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +345,7 @@ func TestMDNSDiscovery(t *testing.T) {
 			t.Fatalf("refusing to multicast: interface %s exists (not a private namespace)", i.Name)
 		}
 	}
-	s, _ := startNS(t, Options{MDNS: true})
+	s, _ := startNS(t, WithMDNSAdvertise(true))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	start := time.Now()

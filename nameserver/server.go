@@ -10,12 +10,14 @@ import (
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/daemon"
+	"github.com/gopyro/gopyro/internal/wire"
 	"github.com/gopyro/gopyro/proxy"
 )
 
-// Options configure a [Server]. The zero value serves an in-memory store
-// with no autoclean and no mDNS.
-type Options struct {
+// Config holds a name server's settings. The zero Config serves an
+// in-memory store with no autoclean and no mDNS; the CLI fills one from
+// flags. Options applied to [New] change the same fields.
+type Config struct {
 	// Store keeps the registrations. Default: a new MemoryStore. The
 	// server does not close it.
 	Store Store
@@ -25,9 +27,9 @@ type Options struct {
 	// MDNS advertises the name server as _gopyro-ns._tcp on the local
 	// network (multicast). Off by default.
 	MDNS bool
-	// Daemon options for the daemon serving the name server (TLS, token,
-	// limits, logger).
-	Daemon []daemon.Option
+	// DaemonOptions configure the daemon serving the name server (TLS,
+	// token, limits).
+	DaemonOptions []daemon.Option
 	// Logger receives the server's log lines. Default: discard.
 	Logger *slog.Logger
 
@@ -35,23 +37,54 @@ type Options struct {
 	cleaned chan<- string
 }
 
+// Option changes a Config.
+type Option func(*Config)
+
+// WithConfig replaces the whole configuration (later options still apply).
+func WithConfig(c Config) Option { return func(dst *Config) { *dst = c } }
+
+// WithStore sets [Config.Store].
+func WithStore(s Store) Option { return func(c *Config) { c.Store = s } }
+
+// WithAutoClean sets [Config.AutoClean].
+func WithAutoClean(d time.Duration) Option { return func(c *Config) { c.AutoClean = d } }
+
+// WithMDNSAdvertise sets [Config.MDNS]: the name server advertises itself over mDNS.
+func WithMDNSAdvertise(on bool) Option { return func(c *Config) { c.MDNS = on } }
+
+// WithDaemonOptions appends to [Config.DaemonOptions].
+func WithDaemonOptions(opts ...daemon.Option) Option {
+	return func(c *Config) { c.DaemonOptions = append(c.DaemonOptions, opts...) }
+}
+
+// WithLogger sets [Config.Logger].
+func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
+
 // Server is a running name server.
 type Server struct {
-	opts  Options
+	opts  Config
 	d     *daemon.Daemon
 	obj   *object
 	ready chan struct{} // closed once the name server object is served
 }
 
-// New returns a name server; it serves nothing until [Server.Serve].
-func New(opts Options) (*Server, error) {
+// New returns a name server configured by options; it serves nothing
+// until [Server.Serve].
+func New(options ...Option) (*Server, error) {
+	var opts Config
+	for _, o := range options {
+		o(&opts)
+	}
+	if opts.AutoClean < 0 {
+		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "nameserver.New", Message: "AutoClean must not be negative"}
+	}
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	d, err := daemon.New(append([]daemon.Option{daemon.WithLogger(opts.Logger)}, opts.Daemon...)...)
+	d, err := daemon.New(append([]daemon.Option{daemon.WithLogger(opts.Logger)}, opts.DaemonOptions...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +221,7 @@ func probe(ctx context.Context, u gopyro.URI, timeout time.Duration) bool {
 	defer p.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err = p.Call(ctx, "Ping")
+	_, err = p.Call(ctx, wire.MethodPing)
 	// A daemon that answers, even with an error, is alive.
 	return err == nil || !errors.Is(err, gopyro.ErrCommunication) && !errors.Is(err, gopyro.ErrTimeout)
 }

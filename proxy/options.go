@@ -5,10 +5,6 @@ import (
 	"time"
 )
 
-// DefaultMaxMessageSize bounds a reply unless [WithMaxMessageSize] says
-// otherwise.
-const DefaultMaxMessageSize = 64 << 20
-
 type config struct {
 	timeout        time.Duration
 	connectTimeout time.Duration
@@ -35,7 +31,7 @@ func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
 // WithToken sends a shared secret with every call (see daemon.WithToken).
 func WithToken(secret string) Option { return func(c *config) { c.token = secret } }
 
-// WithMaxMessageSize bounds the size of a reply. Default 64 MiB.
+// WithMaxMessageSize bounds the size of a reply. Default gopyro.DefaultMaxMessageSize (64 MiB).
 func WithMaxMessageSize(n int64) Option { return func(c *config) { c.maxMessage = n } }
 
 // WithRetries retries a call up to n times when the connection fails

@@ -23,7 +23,7 @@ type Proxy struct {
 	target   gopyro.URI   // resolved PYRO URI; zero until resolved; guarded by mu
 	cl       *wire.Client // current connection; guarded by mu
 	closed   bool         // guarded by mu
-	metadata *Metadata    // cached by Metadata; guarded by mu
+	metadata *gopyro.ObjectMetadata    // cached by Metadata; guarded by mu
 }
 
 // New returns a proxy for uri (a string or a gopyro.URI). It does not
@@ -46,7 +46,7 @@ func New(uri any, opts ...Option) (*Proxy, error) {
 	default:
 		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: fmt.Sprintf("uri must be a string or gopyro.URI, not %T", uri)}
 	}
-	cfg := config{maxMessage: DefaultMaxMessageSize}
+	cfg := config{maxMessage: gopyro.DefaultMaxMessageSize}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -130,7 +130,14 @@ func (p *Proxy) conn(ctx context.Context) (*wire.Client, gopyro.URI, error) {
 	})
 	if err != nil {
 		p.forgetTargetLocked()
-		return nil, t, &gopyro.Error{Code: gopyro.CodeCommunication, Op: "dial", URI: t.String(), Err: err}
+		code := gopyro.CodeCommunication
+		switch {
+		case errors.Is(err, context.Canceled):
+			code = gopyro.CodeCanceled
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+			code = gopyro.CodeTimeout
+		}
+		return nil, t, &gopyro.Error{Code: code, Op: "dial", URI: t.String(), Err: err}
 	}
 	p.cl = cl
 	return cl, t, nil
@@ -323,8 +330,8 @@ func (p *Proxy) transportError(cl *wire.Client, op string, t gopyro.URI, err err
 		ge.Code = gopyro.CodeTimeout
 		ge.Message = "no reply before the deadline"
 	case errors.Is(err, context.Canceled):
-		ge.Code = gopyro.CodeCommunication
-		ge.Message = "call cancelled"
+		ge.Code = gopyro.CodeCanceled
+		ge.Message = "call canceled"
 	case errors.As(err, &se):
 		ge.Code = gopyro.CodeProtocol
 		ge.Remote = true
@@ -347,7 +354,7 @@ func (p *Proxy) transportError(cl *wire.Client, op string, t gopyro.URI, err err
 // Ping calls the built-in daemon object's ping: it proves the daemon
 // serving this proxy's object is alive. It uses the proxy's connection.
 func (p *Proxy) Ping(ctx context.Context) error {
-	_, err := p.callDaemon(ctx, "Ping")
+	_, err := p.callDaemon(ctx, wire.MethodPing)
 	return err
 }
 
@@ -366,29 +373,20 @@ func (p *Proxy) callDaemon(ctx context.Context, method string, args ...any) (*Re
 	return &Results{p: p, method: method, payload: b}, nil
 }
 
-// Metadata describes the remote object: its methods and which of them are
-// oneway.
-type Metadata struct {
-	ID      string   `msgpack:"id"`
-	Methods []string `msgpack:"methods"`
-	Oneway  []string `msgpack:"oneway"`
-	Mode    string   `msgpack:"mode"`
-}
-
 // Metadata asks the daemon for the object's metadata and caches it; [Proxy.Bind]
 // then checks stub fields against it.
-func (p *Proxy) Metadata(ctx context.Context) (Metadata, error) {
+func (p *Proxy) Metadata(ctx context.Context) (gopyro.ObjectMetadata, error) {
 	t, err := p.resolve(ctx)
 	if err != nil {
-		return Metadata{}, err
+		return gopyro.ObjectMetadata{}, err
 	}
-	res, err := p.callDaemon(ctx, "GetMetadata", t.Object)
+	res, err := p.callDaemon(ctx, wire.MethodGetMetadata, t.Object)
 	if err != nil {
-		return Metadata{}, err
+		return gopyro.ObjectMetadata{}, err
 	}
-	var md Metadata
+	var md gopyro.ObjectMetadata
 	if err := res.Decode(&md); err != nil {
-		return Metadata{}, err
+		return gopyro.ObjectMetadata{}, err
 	}
 	p.mu.Lock()
 	p.metadata = &md

@@ -3,6 +3,7 @@ package proxy
 import (
 	"reflect"
 
+	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/wire"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -31,7 +32,7 @@ func (p *Proxy) DecodeMsgpack(d *msgpack.Decoder) error {
 	if err != nil {
 		return err
 	}
-	p.init(u, config{maxMessage: DefaultMaxMessageSize})
+	p.init(u, config{maxMessage: gopyro.DefaultMaxMessageSize})
 	return nil
 }
 

@@ -2,13 +2,14 @@ package proxy
 
 import (
 	"context"
-	"math/rand/v2"
+	"maps"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
 )
 
 // Resolver turns a PYRONAME or PYROMETA URI into the PYRO URI of an object.
@@ -77,21 +78,16 @@ func (r *NameServerResolver) Resolve(ctx context.Context, u gopyro.URI) (gopyro.
 	defer ns.Close()
 	var s string
 	if u.Scheme == gopyro.SchemePyroName {
-		s, err = Call[string](ctx, ns, "Lookup", u.Object)
+		s, err = Call[string](ctx, ns, wire.NSLookup, u.Object)
 	} else {
 		var found map[string]string
-		found, err = Call[map[string]string](ctx, ns, "YPLookup", u.Tags, []string(nil))
+		found, err = Call[map[string]string](ctx, ns, wire.NSYPLookup, u.Tags, []string(nil))
 		if err == nil {
 			if len(found) == 0 {
 				return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "resolve", URI: u.String(),
 					Message: "no registration carries all the tags"}
 			}
-			names := make([]string, 0, len(found))
-			for n := range found {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			s = found[names[rand.IntN(len(names))]]
+			s = wire.ChooseOne(slices.Collect(maps.Values(found)))
 		}
 	}
 	if err != nil {

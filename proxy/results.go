@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -150,6 +151,10 @@ func (f *Future) Wait(ctx context.Context) (*Results, error) {
 	case <-f.done:
 		return f.res, f.err
 	case <-ctx.Done():
-		return nil, &gopyro.Error{Code: gopyro.CodeTimeout, Op: "wait", Err: ctx.Err()}
+		code := gopyro.CodeTimeout
+		if errors.Is(ctx.Err(), context.Canceled) {
+			code = gopyro.CodeCanceled
+		}
+		return nil, &gopyro.Error{Code: code, Op: "wait", Err: ctx.Err()}
 	}
 }

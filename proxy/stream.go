@@ -99,11 +99,11 @@ func (p *Proxy) nextChunk(ctx context.Context, id string) (*wire.ChunkReader, er
 	if err != nil {
 		return nil, err
 	}
-	b, err := p.do(ctx, request{object: gopyro.DaemonID, method: "StreamNext", payload: payload})
+	b, err := p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamNext, payload: payload})
 	if err != nil {
 		return nil, err
 	}
-	return (&Results{p: p, method: "StreamNext", payload: b}).chunk()
+	return (&Results{p: p, method: wire.MethodStreamNext, payload: b}).chunk()
 }
 
 // closeStream tells the daemon to close a stream the caller stopped
@@ -115,5 +115,5 @@ func (p *Proxy) closeStream(id string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, _ = p.do(ctx, request{object: gopyro.DaemonID, method: "StreamClose", payload: payload, oneway: true})
+	_, _ = p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamClose, payload: payload, oneway: true})
 }

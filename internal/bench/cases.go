@@ -46,7 +46,7 @@ func NewEnv(ctx context.Context) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	if e.ns, err = nameserver.New(nameserver.Options{}); err != nil {
+	if e.ns, err = nameserver.New(); err != nil {
 		e.Close()
 		return nil, err
 	}

@@ -18,7 +18,7 @@ func Start(tb testing.TB) *nameserver.Client {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := nameserver.New(nameserver.Options{})
+	s, err := nameserver.New()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	srv, err := nameserver.New(nameserver.Options{})
+	srv, err := nameserver.New()
 	if err != nil {
 		return err
 	}

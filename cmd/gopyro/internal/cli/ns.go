@@ -60,11 +60,11 @@ name server or not writable is an error, never an empty start.`,
 			if err != nil {
 				return err
 			}
-			opts := nameserver.Options{Store: st, AutoClean: autoclean, MDNS: mdns, Logger: e.log}
+			cfg := nameserver.Config{Store: st, AutoClean: autoclean, MDNS: mdns, Logger: e.log}
 			if token != "" {
-				opts.Daemon = append(opts.Daemon, daemon.WithToken(token))
+				cfg.DaemonOptions = append(cfg.DaemonOptions, daemon.WithToken(token))
 			}
-			s, err := nameserver.New(opts)
+			s, err := nameserver.New(nameserver.WithConfig(cfg))
 			if err != nil {
 				ln.Close()
 				return err
