@@ -12,8 +12,8 @@ import (
 
 // Default limits.
 const (
-	DefaultMaxInFlight    = 1024
-	DefaultMaxConns       = 1024
+	DefaultMaxInFlight = 1024
+	DefaultMaxConns    = 1024
 )
 
 // Config holds a daemon's settings. The zero Config gives the defaults; the

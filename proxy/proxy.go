@@ -20,10 +20,10 @@ type Proxy struct {
 	cfg config
 
 	mu       sync.Mutex
-	target   gopyro.URI   // resolved PYRO URI; zero until resolved; guarded by mu
-	cl       *wire.Client // current connection; guarded by mu
-	closed   bool         // guarded by mu
-	metadata *gopyro.ObjectMetadata    // cached by Metadata; guarded by mu
+	target   gopyro.URI             // resolved PYRO URI; zero until resolved; guarded by mu
+	cl       *wire.Client           // current connection; guarded by mu
+	closed   bool                   // guarded by mu
+	metadata *gopyro.ObjectMetadata // cached by Metadata; guarded by mu
 }
 
 // New returns a proxy for uri (a string or a gopyro.URI). It does not
