@@ -14,7 +14,7 @@ func benchProxy(b *testing.B) *proxy.Proxy {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := proxy.New(u)
+	p, err := proxy.NewURI(u)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func setup(t *testing.T, opts ...daemon.Option) (*Calc, *proxy.Proxy, *daemon.Da
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(uri)
+	p, err := proxy.NewURI(uri)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestRemoteErrors(t *testing.T) {
 	// Unknown object.
 	u, _ := d.URI("calc")
 	u.Object = "nope"
-	q, _ := proxy.New(u)
+	q, _ := proxy.NewURI(u)
 	defer q.Close()
 	if _, err := q.Call(ctx, "Add", 1, 2); !errors.Is(err, gopyro.ErrNotFound) || !strings.Contains(err.Error(), `unknown object "nope"`) {
 		t.Fatalf("unknown object: %v", err)
@@ -440,7 +440,7 @@ func TestBuiltinDaemonObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := d.URI("calc")
-	p, _ := proxy.New(u)
+	p, _ := proxy.NewURI(u)
 	defer p.Close()
 	if err := p.Ping(t.Context()); err != nil {
 		t.Fatal(err)
@@ -454,7 +454,7 @@ func TestBuiltinDaemonObject(t *testing.T) {
 	}
 	du := u
 	du.Object = gopyro.DaemonID
-	dp, _ := proxy.New(du)
+	dp, _ := proxy.NewURI(du)
 	defer dp.Close()
 	ids, err := proxy.Call[[]string](t.Context(), dp, "registered")
 	if err != nil || strings.Join(ids, ",") != "Pyro.Daemon,calc" {

@@ -82,13 +82,14 @@ func WithAdvertise(hostport string) Option { return func(c *Config) { c.Advertis
 // WithStacks sets [Config.SendStacks].
 func WithStacks(on bool) Option { return func(c *Config) { c.SendStacks = on } }
 
-// WithStreams sets [Config.MaxStreams], [Config.StreamLinger] and
-// [Config.StreamChunk]; zero values keep the defaults.
-func WithStreams(maxPerConn int, linger time.Duration, chunk int) Option {
-	return func(c *Config) {
-		c.MaxStreams, c.StreamLinger, c.StreamChunk = maxPerConn, linger, chunk
-	}
-}
+// WithMaxStreams sets [Config.MaxStreams].
+func WithMaxStreams(perConn int) Option { return func(c *Config) { c.MaxStreams = perConn } }
+
+// WithStreamLinger sets [Config.StreamLinger].
+func WithStreamLinger(d time.Duration) Option { return func(c *Config) { c.StreamLinger = d } }
+
+// WithStreamChunk sets [Config.StreamChunk].
+func WithStreamChunk(items int) Option { return func(c *Config) { c.StreamChunk = items } }
 
 // WithLogger sets [Config.Logger].
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }

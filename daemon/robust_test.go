@@ -64,9 +64,9 @@ func gateProxy(t *testing.T, opts ...daemon.Option) (*Gate, *daemon.Daemon, gopy
 	return g, d, u
 }
 
-func newProxy(t *testing.T, u any, opts ...proxy.Option) *proxy.Proxy {
+func newProxy(t *testing.T, u gopyro.URI, opts ...proxy.Option) *proxy.Proxy {
 	t.Helper()
-	p, err := proxy.New(u, opts...)
+	p, err := proxy.NewURI(u, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

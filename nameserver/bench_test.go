@@ -10,7 +10,7 @@ import (
 func BenchmarkLookup(b *testing.B) {
 	s, c := startNSB(b)
 	_ = s
-	if err := c.Register(b.Context(), "bench.name", uriA); err != nil {
+	if err := c.Register(b.Context(), "bench.name", uri(b, uriA)); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -22,9 +22,11 @@ type Client struct {
 
 var _ proxy.Resolver = (*Client)(nil)
 
-// Dial returns a client for the name server at uri (a PYRO URI, or a
-// "host:port"). It connects on the first call.
-func Dial(uri string, opts ...proxy.Option) (*Client, error) {
+// NewClient returns a client for the name server at uri (its PYRO URI, or
+// a "host:port"). It does not connect: the first call does (use
+// [Client.Ping] to check that the name server answers, or [Locate] to
+// find one).
+func NewClient(uri string, opts ...proxy.Option) (*Client, error) {
 	u, err := gopyro.Parse(uri)
 	if err != nil {
 		host, port, serr := net.SplitHostPort(uri)
@@ -37,7 +39,7 @@ func Dial(uri string, opts ...proxy.Option) (*Client, error) {
 		}
 		u = gopyro.NewPyroURI(gopyro.NameServerID, host, n)
 	}
-	p, err := proxy.New(u, opts...)
+	p, err := proxy.NewURI(u, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +100,7 @@ func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
 	} else {
 		target = proxy.NameServerURI(gopyro.URI{})
 	}
-	c, err := Dial(target.String(), cfg.proxyOpts...)
+	c, err := NewClient(target.String(), cfg.proxyOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +124,7 @@ func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
 		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "locate", URI: target.String(),
 			Message: "no name server answered, and none was found over mDNS", Err: errors.Join(perr, err)}
 	}
-	return Dial(u.String(), cfg.proxyOpts...)
+	return NewClient(u.String(), cfg.proxyOpts...)
 }
 
 // NSEnvAddress returns the name server address from GOPYRO_NS_HOST and
@@ -150,19 +152,16 @@ func Metadata(tags ...string) RegisterOption {
 	return func(o *regOpts) { o.meta = append(o.meta, tags...) }
 }
 
-// Register maps name to uri (a string, or anything whose String method
-// gives the URI, such as gopyro.URI).
-func (c *Client) Register(ctx context.Context, name string, uri any, opts ...RegisterOption) error {
+// Register maps name to uri, a PYRO URI (parse one with gopyro.Parse).
+func (c *Client) Register(ctx context.Context, name string, uri gopyro.URI, opts ...RegisterOption) error {
 	var o regOpts
 	for _, f := range opts {
 		f(&o)
 	}
-	s := fmt.Sprint(uri)
-	meta := o.meta
-	if meta == nil {
-		meta = []string{}
+	if uri.Scheme != gopyro.SchemePyro {
+		return &gopyro.Error{Code: gopyro.CodeInvalid, Op: "register", URI: uri.String(), Message: "a name maps to a PYRO uri"}
 	}
-	_, err := c.p.Call(ctx, wire.NSRegister, name, s, o.safe, meta)
+	_, err := c.p.Call(ctx, wire.NSRegister, name, uri.String(), o.safe, nonNil(o.meta))
 	return err
 }
 
@@ -180,10 +179,19 @@ func (c *Client) LookupEntry(ctx context.Context, name string) (Entry, error) {
 	return proxy.Call[Entry](ctx, c.p, wire.NSLookupEntry, name)
 }
 
-// List returns the registrations whose names start with prefix and match
-// regex (either may be empty), sorted by name.
-func (c *Client) List(ctx context.Context, prefix, regex string) ([]Entry, error) {
-	return proxy.Call[[]Entry](ctx, c.p, wire.NSListEntries, prefix, regex)
+// List returns the registrations whose names start with prefix (all of
+// them for ""), sorted by name.
+func (c *Client) List(ctx context.Context, prefix string) ([]Entry, error) {
+	return proxy.Call[[]Entry](ctx, c.p, wire.NSListEntries, prefix, "")
+}
+
+// ListRegex returns the registrations whose whole names match the regular
+// expression regex (Go syntax), sorted by name.
+func (c *Client) ListRegex(ctx context.Context, regex string) ([]Entry, error) {
+	if regex == "" {
+		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "list", Message: "empty regex"}
+	}
+	return proxy.Call[[]Entry](ctx, c.p, wire.NSListEntries, "", regex)
 }
 
 // YPLookup returns the registrations carrying every tag of all and at
@@ -199,10 +207,32 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// Remove removes name, or every name with prefix, or every name matching
-// regex (exactly one non-empty), and returns how many were removed.
-func (c *Client) Remove(ctx context.Context, name, prefix, regex string) (int, error) {
-	return proxy.Call[int](ctx, c.p, wire.NSRemove, name, prefix, regex)
+// Remove removes the registration of name and reports whether there was
+// one. The name server never removes itself.
+func (c *Client) Remove(ctx context.Context, name string) (bool, error) {
+	if name == "" {
+		return false, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "remove", Message: "empty name"}
+	}
+	n, err := proxy.Call[int](ctx, c.p, wire.NSRemove, name, "", "")
+	return n > 0, err
+}
+
+// RemovePrefix removes every registration whose name starts with prefix
+// (not empty) and returns how many it removed.
+func (c *Client) RemovePrefix(ctx context.Context, prefix string) (int, error) {
+	if prefix == "" {
+		return 0, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "remove", Message: "empty prefix"}
+	}
+	return proxy.Call[int](ctx, c.p, wire.NSRemove, "", prefix, "")
+}
+
+// RemoveRegex removes every registration whose whole name matches regex
+// (not empty) and returns how many it removed.
+func (c *Client) RemoveRegex(ctx context.Context, regex string) (int, error) {
+	if regex == "" {
+		return 0, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "remove", Message: "empty regex"}
+	}
+	return proxy.Call[int](ctx, c.p, wire.NSRemove, "", "", regex)
 }
 
 // SetMetadata replaces the tags of name.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/internal/testutil"
 	"github.com/gopyro/gopyro/proxy"
@@ -42,7 +43,7 @@ func startNSTB(t testing.TB, opts ...Option) (*Server, *Client) {
 	case err := <-errc:
 		t.Fatalf("Serve: %v", err)
 	}
-	c, err := Dial(ln.Addr().String())
+	c, err := NewClient(ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +59,16 @@ func startNSTB(t testing.TB, opts ...Option) (*Server, *Client) {
 
 const uriA = "PYRO:obj_a@127.0.0.1:5001"
 
+// uri parses s, which must be valid.
+func uri(t testing.TB, s string) gopyro.URI {
+	t.Helper()
+	u, err := gopyro.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func TestSemantics(t *testing.T) {
 	_, c := startNS(t)
 	ctx := t.Context()
@@ -67,9 +78,9 @@ func TestSemantics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(c.Register(ctx, "example.shop.Shop", uriA, Metadata("shop", "eu")))
-	must(c.Register(ctx, "example.shop.Bank", "PYRO:obj_b@127.0.0.1:5002", Metadata("bank", "eu")))
-	must(c.Register(ctx, "other.thing", "PYRO:obj_c@127.0.0.1:5003"))
+	must(c.Register(ctx, "example.shop.Shop", uri(t, uriA), Metadata("shop", "eu")))
+	must(c.Register(ctx, "example.shop.Bank", uri(t, "PYRO:obj_b@127.0.0.1:5002"), Metadata("bank", "eu")))
+	must(c.Register(ctx, "other.thing", uri(t, "PYRO:obj_c@127.0.0.1:5003")))
 
 	if u, err := c.Lookup(ctx, "example.shop.Shop"); err != nil || u.String() != uriA {
 		t.Fatalf("Lookup = %v %v", u, err)
@@ -82,13 +93,22 @@ func TestSemantics(t *testing.T) {
 	if !errors.Is(err, gopyro.ErrNotFound) || !strings.Contains(err.Error(), "no.such.name") {
 		t.Fatalf("unknown name: %v", err)
 	}
-	if err := c.Register(ctx, "example.shop.Shop", "PYRO:x@h:1", Safe()); !errors.Is(err, gopyro.ErrExists) {
+	if err := c.Register(ctx, "example.shop.Shop", uri(t, "PYRO:x@h:1"), Safe()); !errors.Is(err, gopyro.ErrExists) {
 		t.Fatalf("safe register: %v", err)
 	}
-	must(c.Register(ctx, "example.shop.Shop", uriA, Metadata("shop", "eu"))) // unsafe replace is fine
-	for _, bad := range [][2]string{{"", uriA}, {"has space", uriA}, {"ctl\x01", uriA}, {"n", "not a uri"}, {"n", "PYRONAME:x"}, {gopyro.NameServerID, uriA}} {
-		if err := c.Register(ctx, bad[0], bad[1]); !errors.Is(err, gopyro.ErrInvalid) {
-			t.Errorf("Register(%q, %q) = %v", bad[0], bad[1], err)
+	must(c.Register(ctx, "example.shop.Shop", uri(t, uriA), Metadata("shop", "eu"))) // unsafe replace is fine
+	for _, bad := range []string{"", "has space", "ctl\x01", gopyro.NameServerID} {
+		if err := c.Register(ctx, bad, uri(t, uriA)); !errors.Is(err, gopyro.ErrInvalid) {
+			t.Errorf("Register(%q) = %v", bad, err)
+		}
+	}
+	if err := c.Register(ctx, "n", uri(t, "PYRONAME:x")); !errors.Is(err, gopyro.ErrInvalid) {
+		t.Errorf("Register of a PYRONAME uri = %v", err)
+	}
+	// The server checks what a client of its own sends, too.
+	for _, bad := range []string{"not a uri", "PYRONAME:x"} {
+		if _, err := c.p.Call(ctx, wire.NSRegister, "n", bad, false, []string{}); !errors.Is(err, gopyro.ErrInvalid) {
+			t.Errorf("raw register of %q = %v", bad, err)
 		}
 	}
 
@@ -101,13 +121,13 @@ func TestSemantics(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	if got := names(c.List(ctx, "example.shop.", "")); got != "example.shop.Bank,example.shop.Shop" {
+	if got := names(c.List(ctx, "example.shop.")); got != "example.shop.Bank,example.shop.Shop" {
 		t.Fatalf("List prefix = %s", got)
 	}
-	if got := names(c.List(ctx, "", `.*\.thing`)); got != "other.thing" {
+	if got := names(c.ListRegex(ctx, `.*\.thing`)); got != "other.thing" {
 		t.Fatalf("List regex = %s", got)
 	}
-	if _, err := c.List(ctx, "", "(unclosed"); !errors.Is(err, gopyro.ErrInvalid) || !strings.Contains(err.Error(), "invalid regex") {
+	if _, err := c.ListRegex(ctx, "(unclosed"); !errors.Is(err, gopyro.ErrInvalid) || !strings.Contains(err.Error(), "invalid regex") {
 		t.Fatalf("bad regex: %v", err)
 	}
 	if got := names(c.YPLookup(ctx, []string{"eu"}, nil)); got != "example.shop.Bank,example.shop.Shop" {
@@ -126,16 +146,23 @@ func TestSemantics(t *testing.T) {
 	if n, err := c.Count(ctx); err != nil || n != 4 { // three plus the name server itself
 		t.Fatalf("Count = %d %v", n, err)
 	}
-	if n, err := c.Remove(ctx, "", "", ".*"); err != nil || n != 3 {
+	if ok, err := c.Remove(ctx, "no.such.name"); err != nil || ok {
+		t.Fatalf("Remove of an unknown name = %v %v", ok, err)
+	}
+	if n, err := c.RemovePrefix(ctx, "example.shop.B"); err != nil || n != 1 {
+		t.Fatalf("RemovePrefix = %d %v", n, err)
+	}
+	must(c.Register(ctx, "example.shop.Bank", uri(t, "PYRO:obj_b@127.0.0.1:5002"), Metadata("bank", "eu")))
+	if n, err := c.RemoveRegex(ctx, ".*"); err != nil || n != 3 {
 		t.Fatalf("Remove regex = %d %v", n, err)
 	}
-	if n, err := c.Remove(ctx, gopyro.NameServerID, "", ""); err != nil || n != 0 {
-		t.Fatalf("Remove self = %d %v", n, err)
+	if n, err := c.Remove(ctx, gopyro.NameServerID); err != nil || n {
+		t.Fatalf("Remove self = %v %v", n, err)
 	}
 	if u, err := c.Lookup(ctx, gopyro.NameServerID); err != nil || u.Object != gopyro.NameServerID {
 		t.Fatalf("the name server lost itself: %v %v", u, err)
 	}
-	if _, err := c.Remove(ctx, "a", "b", ""); !errors.Is(err, gopyro.ErrInvalid) {
+	if _, err := c.p.Call(ctx, wire.NSRemove, "a", "b", ""); !errors.Is(err, gopyro.ErrInvalid) {
 		t.Fatalf("Remove with two selectors: %v", err)
 	}
 }

@@ -214,7 +214,7 @@ func (s *Server) autoclean(ctx context.Context) {
 func probe(ctx context.Context, u gopyro.URI, timeout time.Duration) bool {
 	du := u
 	du.Object = gopyro.DaemonID
-	p, err := proxy.New(du, proxy.WithConnectTimeout(timeout))
+	p, err := proxy.NewURI(du, proxy.WithConnectTimeout(timeout))
 	if err != nil {
 		return false
 	}

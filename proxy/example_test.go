@@ -39,7 +39,7 @@ func Example() {
 		panic(err)
 	}
 
-	p, err := proxy.New(uri)
+	p, err := proxy.NewURI(uri)
 	if err != nil {
 		panic(err)
 	}
@@ -88,7 +88,7 @@ func serveCounter(ctx context.Context) (*proxy.Proxy, func()) {
 	if err != nil {
 		panic(err)
 	}
-	p, err := proxy.New(uri)
+	p, err := proxy.NewURI(uri)
 	if err != nil {
 		panic(err)
 	}

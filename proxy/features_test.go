@@ -84,7 +84,7 @@ func serveWorker(t testing.TB, opts ...daemon.Option) (*Worker, *daemon.Daemon, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(u)
+	p, err := proxy.NewURI(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestStreamMillionItems(t *testing.T) {
 }
 
 func TestStreamChunksAndEarlyBreak(t *testing.T) {
-	w, d, p := serveWorker(t, daemon.WithStreams(0, 0, 100))
+	w, d, p := serveWorker(t, daemon.WithStreamChunk(100))
 	i := 0
 	for _, err := range proxy.Stream[string](t.Context(), p, "Lines", 1000) {
 		if err != nil {
@@ -280,7 +280,7 @@ func TestStreamChannel(t *testing.T) {
 }
 
 func TestStreamAbandoned(t *testing.T) {
-	w, d, p := serveWorker(t, daemon.WithStreams(2, 50*time.Millisecond, 10))
+	w, d, p := serveWorker(t, daemon.WithMaxStreams(2), daemon.WithStreamLinger(50*time.Millisecond), daemon.WithStreamChunk(10))
 	ctx := t.Context()
 	// Call opens the stream without reading it; decoding the stream as a
 	// value says what to use instead.
@@ -363,7 +363,7 @@ func TestAutoproxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	bank, err := proxy.New(u)
+	bank, err := proxy.NewURI(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestAutoproxy(t *testing.T) {
 		t.Fatalf("balance %v, %v", got, err)
 	}
 	// Untyped decoding shows the reference as a URI.
-	bank2, _ := proxy.New(u)
+	bank2, _ := proxy.NewURI(u)
 	defer bank2.Close()
 	res, err := bank2.Call(ctx, "Open", "ann")
 	if err != nil {
@@ -476,7 +476,7 @@ func TestCallbacks(t *testing.T) {
 	if again, _ := cbd.Ref(l); again.URI.String() != ref.URI.String() {
 		t.Fatalf("second Ref registered again: %v != %v", again, ref)
 	}
-	p, err := proxy.New(u)
+	p, err := proxy.NewURI(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func TestStreamOnewayClosed(t *testing.T) {
 // TestStreamCancelledReader: a reader whose context ends mid-stream gets
 // the error, and the stream is closed on the server.
 func TestStreamCancelledReader(t *testing.T) {
-	w, d, p := serveWorker(t, daemon.WithStreams(0, 0, 10))
+	w, d, p := serveWorker(t, daemon.WithStreamChunk(10))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var got error

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -26,25 +25,20 @@ type Proxy struct {
 	metadata *gopyro.ObjectMetadata // cached by Metadata; guarded by mu
 }
 
-// New returns a proxy for uri (a string or a gopyro.URI). It does not
-// connect: the first call does.
-func New(uri any, opts ...Option) (*Proxy, error) {
-	var u gopyro.URI
-	switch x := uri.(type) {
-	case string:
-		var err error
-		if u, err = gopyro.Parse(x); err != nil {
-			return nil, err
-		}
-	case gopyro.URI:
-		if x.IsZero() {
-			return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: "zero URI"}
-		}
-		u = x
-	case fmt.Stringer:
-		return New(x.String(), opts...)
-	default:
-		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: fmt.Sprintf("uri must be a string or gopyro.URI, not %T", uri)}
+// New returns a proxy for uri, a PYRO, PYRONAME or PYROMETA URI. It does
+// not connect: the first call does.
+func New(uri string, opts ...Option) (*Proxy, error) {
+	u, err := gopyro.Parse(uri)
+	if err != nil {
+		return nil, err
+	}
+	return NewURI(u, opts...)
+}
+
+// NewURI is [New] for a parsed URI.
+func NewURI(u gopyro.URI, opts ...Option) (*Proxy, error) {
+	if u.IsZero() {
+		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: "zero URI"}
 	}
 	cfg := config{maxMessage: gopyro.DefaultMaxMessageSize}
 	for _, o := range opts {

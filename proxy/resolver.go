@@ -71,7 +71,7 @@ func (r *NameServerResolver) Resolve(ctx context.Context, u gopyro.URI) (gopyro.
 	default:
 		return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "resolve", URI: u.String(), Message: "unknown scheme"}
 	}
-	ns, err := New(NameServerURI(u), r.Options...)
+	ns, err := NewURI(NameServerURI(u), r.Options...)
 	if err != nil {
 		return gopyro.URI{}, err
 	}

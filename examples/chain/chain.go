@@ -136,7 +136,7 @@ func (s *Server) URI() gopyro.URI { return s.uri }
 // name from the name server.
 func (s *Server) Wait() error {
 	err := <-s.errc
-	_, rerr := s.ns.Remove(context.Background(), s.name, "", "")
+	_, rerr := s.ns.Remove(context.Background(), s.name)
 	return errors.Join(err, rerr, s.chain.Close())
 }
 

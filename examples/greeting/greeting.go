@@ -83,7 +83,7 @@ func (s *Server) URI() gopyro.URI { return s.uri }
 // name from the name server.
 func (s *Server) Wait() error {
 	err := <-s.errc
-	_, rerr := s.ns.Remove(context.Background(), Name, "", "")
+	_, rerr := s.ns.Remove(context.Background(), Name)
 	return errors.Join(err, rerr)
 }
 

@@ -71,7 +71,7 @@ func TestNameServerDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := nameserver.Dial(dead.Addr().String(), proxy.WithConnectTimeout(time.Second))
+	ns, err := nameserver.NewClient(dead.Addr().String(), proxy.WithConnectTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

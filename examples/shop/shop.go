@@ -163,7 +163,7 @@ func Start(ctx context.Context, ln net.Listener, ns *nameserver.Client, stdout i
 		_ = d.Close()
 		return nil, errors.Join(err, <-s.errc)
 	}
-	entries, err := ns.List(ctx, "example.shop.", "")
+	entries, err := ns.List(ctx, "example.shop.")
 	if err != nil {
 		_ = d.Close()
 		return nil, errors.Join(err, <-s.errc)
@@ -186,7 +186,7 @@ func (s *Server) Shop() *Shop { return s.shop }
 // name from the name server.
 func (s *Server) Wait() error {
 	err := <-s.errc
-	_, rerr := s.ns.Remove(context.Background(), Name, "", "")
+	_, rerr := s.ns.Remove(context.Background(), Name)
 	return errors.Join(err, rerr)
 }
 

@@ -53,7 +53,7 @@ func NewEnv(ctx context.Context) (*Env, error) {
 	go e.ns.Serve(context.Background(), ln)
 	<-e.ns.Ready()
 	e.nsAddr = ln.Addr().String()
-	if e.nsc, err = nameserver.Dial(e.nsAddr); err != nil {
+	if e.nsc, err = nameserver.NewClient(e.nsAddr); err != nil {
 		e.Close()
 		return nil, err
 	}

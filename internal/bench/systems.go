@@ -80,7 +80,7 @@ func Gopyro() (*System, *daemon.Daemon, error) {
 		Name:   "gopyro",
 		Shared: true,
 		Dial: func(ctx context.Context) (Client, error) {
-			p, err := proxy.New(u)
+			p, err := proxy.NewURI(u)
 			if err != nil {
 				return nil, err
 			}

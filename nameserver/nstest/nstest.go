@@ -31,7 +31,7 @@ func Start(tb testing.TB) *nameserver.Client {
 	case err := <-errc:
 		tb.Fatalf("name server: %v", err)
 	}
-	c, err := nameserver.Dial(s.URI().String())
+	c, err := nameserver.NewClient(s.URI().String())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -60,7 +60,7 @@ Examples:
 				}
 				callArgs = append(callArgs, v)
 			}
-			p, err := proxy.New(u, proxy.WithToken(token))
+			p, err := proxy.NewURI(u, proxy.WithToken(token))
 			if err != nil {
 				return err
 			}

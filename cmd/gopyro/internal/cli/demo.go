@@ -78,7 +78,7 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 		return err
 	}
 	fmt.Fprintf(nsOut, "name server %s (in memory)\n", srv.URI())
-	ns, err := nameserver.Dial(srv.URI().String())
+	ns, err := nameserver.NewClient(srv.URI().String())
 	if err != nil {
 		return err
 	}

@@ -169,7 +169,16 @@ Output is for people; --json prints JSON for scripts.`,
 				prefix = args[0]
 			}
 			return with(cmd, func(ctx context.Context, c *nameserver.Client) (any, string, error) {
-				es, err := c.List(ctx, prefix, regex)
+				if regex != "" && prefix != "" {
+					return nil, "", usageError{fmt.Errorf("give a PREFIX or --regex, not both")}
+				}
+				var es []nameserver.Entry
+				var err error
+				if regex != "" {
+					es, err = c.ListRegex(ctx, regex)
+				} else {
+					es, err = c.List(ctx, prefix)
+				}
 				return es, table(es), err
 			})
 		},
@@ -196,7 +205,11 @@ Output is for people; --json prints JSON for scripts.`,
 				if safe {
 					opts = append(opts, nameserver.Safe())
 				}
-				err := c.Register(ctx, args[0], args[1], opts...)
+				u, err := gopyro.Parse(args[1])
+				if err != nil {
+					return nil, "", usageError{err}
+				}
+				err = c.Register(ctx, args[0], u, opts...)
 				return map[string]string{"registered": args[0]}, "registered " + args[0] + "\n", err
 			})
 		},
@@ -208,17 +221,23 @@ Output is for people; --json prints JSON for scripts.`,
 	remove := &cobra.Command{
 		Use: "remove NAME", Short: "Remove NAME (or, with --prefix/--regex, every matching name)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, prefix, re := args[0], "", ""
-			switch {
-			case byPrefix && byRegex:
+			if byPrefix && byRegex {
 				return usageError{fmt.Errorf("give --prefix or --regex, not both")}
-			case byPrefix:
-				name, prefix = "", args[0]
-			case byRegex:
-				name, re = "", args[0]
 			}
 			return with(cmd, func(ctx context.Context, c *nameserver.Client) (any, string, error) {
-				n, err := c.Remove(ctx, name, prefix, re)
+				var n int
+				var err error
+				switch {
+				case byPrefix:
+					n, err = c.RemovePrefix(ctx, args[0])
+				case byRegex:
+					n, err = c.RemoveRegex(ctx, args[0])
+				default:
+					var ok bool
+					if ok, err = c.Remove(ctx, args[0]); ok {
+						n = 1
+					}
+				}
 				return map[string]int{"removed": n}, fmt.Sprintf("removed %d\n", n), err
 			})
 		},
