@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/gopyro/gopyro"
-	"github.com/gopyro/gopyro/internal/wire"
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/internal/testutil"
+	"github.com/gopyro/gopyro/internal/wire"
 	"github.com/gopyro/gopyro/proxy"
 	"go.uber.org/goleak"
 )
