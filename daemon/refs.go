@@ -8,7 +8,6 @@ import (
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Ref is a reference to a remote object. It travels as a reference, not
@@ -23,17 +22,12 @@ type Ref struct {
 	URI gopyro.URI
 }
 
-// EncodeMsgpack implements msgpack.CustomEncoder.
-func (r Ref) EncodeMsgpack(e *msgpack.Encoder) error { return wire.EncodeRef(e, r.URI.String()) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder.
-func (r *Ref) DecodeMsgpack(d *msgpack.Decoder) error {
-	u, err := wire.DecodeRef(d)
-	if err != nil {
-		return err
-	}
-	r.URI = u
-	return nil
+func init() {
+	wire.RegisterRefType(wire.RefType{
+		Type: reflect.TypeFor[Ref](),
+		URI:  func(v reflect.Value) string { return v.Interface().(Ref).URI.String() },
+		New:  func(u gopyro.URI) reflect.Value { return reflect.ValueOf(Ref{URI: u}) },
+	})
 }
 
 // Ref returns a reference to obj, registering it first (with opts) if it

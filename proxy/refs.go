@@ -5,35 +5,37 @@ import (
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
-// EncodeMsgpack implements msgpack.CustomEncoder: a proxy passed as a call
-// argument travels as a reference to its object, and the method receiving
-// it (a *proxy.Proxy parameter) gets a proxy of its own for that object.
-// This is how a client hands a callback object to a server.
-func (p *Proxy) EncodeMsgpack(e *msgpack.Encoder) error {
+// A *Proxy travels as a reference to its object: a proxy passed as a call
+// argument reaches the method (a *proxy.Proxy parameter) as a proxy of its
+// own for that object, which is how a client hands a callback object to a
+// server; a reference in a call's results (a registered object returned by
+// a method, a daemon.Ref) decodes into a new proxy. A proxy decoded from a
+// call's results takes the options (TLS, token, timeouts, resolver) of the
+// proxy that made the call; one received by a method has the defaults.
+func init() {
+	wire.RegisterRefType(wire.RefType{
+		Type: proxyPtrType,
+		URI:  func(v reflect.Value) string { return v.Interface().(*Proxy).refURI().String() },
+		New: func(u gopyro.URI) reflect.Value {
+			p := &Proxy{}
+			p.init(u, config{maxMessage: gopyro.DefaultMaxMessageSize})
+			return reflect.ValueOf(p)
+		},
+	})
+}
+
+// refURI is the URI a reference to p carries: the resolved object, or a
+// PYRONAME the receiver resolves itself.
+func (p *Proxy) refURI() gopyro.URI {
 	p.mu.Lock()
 	u := p.target
 	p.mu.Unlock()
 	if u.IsZero() {
-		u = p.uri // a PYRONAME the receiver resolves itself
+		u = p.uri
 	}
-	return wire.EncodeRef(e, u.String())
-}
-
-// DecodeMsgpack implements msgpack.CustomDecoder: a reference (a
-// registered object returned by a method, a daemon.Ref, or a proxy passed
-// as an argument) becomes a new proxy. A proxy decoded from a call's
-// results takes the options (TLS, token, timeouts, resolver) of the
-// proxy that made the call; one received by a method has the defaults.
-func (p *Proxy) DecodeMsgpack(d *msgpack.Decoder) error {
-	u, err := wire.DecodeRef(d)
-	if err != nil {
-		return err
-	}
-	p.init(u, config{maxMessage: gopyro.DefaultMaxMessageSize})
-	return nil
+	return u
 }
 
 var proxyPtrType = reflect.TypeFor[*Proxy]()

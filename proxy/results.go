@@ -17,15 +17,22 @@ type Results struct {
 	payload []byte
 }
 
+// fail reports results that do not fit the types asked for.
 func (r *Results) fail(err error) error {
 	return &gopyro.Error{Code: gopyro.CodeArgument, Op: "decode results of " + r.method, Err: err}
+}
+
+// malformed reports a reply that is not a valid encoding of results: the
+// peer broke the protocol.
+func (r *Results) malformed(err error) error {
+	return &gopyro.Error{Code: gopyro.CodeProtocol, Op: "decode results of " + r.method, Message: "malformed reply", Err: err}
 }
 
 // decoder validates the payload and starts decoding it; aliasing lets
 // large []byte results share the payload (it is never reused).
 func (r *Results) decoder(aliasing bool) (*wire.Decoder, error) {
 	if err := wire.Validate(r.payload); err != nil {
-		return nil, r.fail(err)
+		return nil, r.malformed(err)
 	}
 	newDecoder := wire.NewDecoder
 	if aliasing {
@@ -33,7 +40,7 @@ func (r *Results) decoder(aliasing bool) (*wire.Decoder, error) {
 	}
 	d, err := newDecoder(r.payload)
 	if err != nil {
-		return nil, r.fail(err)
+		return nil, r.malformed(err)
 	}
 	return d, nil
 }

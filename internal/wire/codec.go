@@ -359,6 +359,9 @@ func decodeValue(d *msgpack.Decoder, v reflect.Value, depth int) error {
 		return errors.New("nested too deeply")
 	}
 	t := v.Type()
+	if rt, ok := refTypeOf(t); ok {
+		return decodeRefInto(d, rt, v)
+	}
 	if t == timeType || reflect.PointerTo(t).Implements(customDecoderType) || reflect.PointerTo(t).Implements(unmarshalerType) {
 		if isNil(d) {
 			_ = d.Skip()

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"fmt"
+	"reflect"
+	"sync"
 
 	"github.com/gopyro/gopyro"
 	"github.com/vmihailenco/msgpack/v5"
@@ -49,4 +51,63 @@ func DecodeRef(d *msgpack.Decoder) (gopyro.URI, error) {
 		return gopyro.URI{}, err
 	}
 	return u, nil
+}
+
+// RefType is a Go type that travels as an object reference: the daemon's
+// Ref and the proxy's *Proxy. Their packages register them with
+// [RegisterRefType], so that they need no msgpack methods in their public
+// API.
+type RefType struct {
+	// Type is the Go type (daemon.Ref, *proxy.Proxy).
+	Type reflect.Type
+	// URI returns the URI a value of Type refers to.
+	URI func(v reflect.Value) string
+	// New returns a value of Type referring to u.
+	New func(u gopyro.URI) reflect.Value
+}
+
+// refTypes holds the registered RefTypes by Go type. Registration happens
+// in the init of the package that declares the type, before any value of
+// it can be encoded or decoded; later it is only read.
+var refTypes sync.Map // reflect.Type -> *RefType
+
+// RegisterRefType makes values of rt.Type travel as references, at the top
+// level of arguments and results and nested inside other values alike.
+// Call it from the init of the package declaring the type.
+func RegisterRefType(rt RefType) {
+	refTypes.Store(rt.Type, &rt)
+	var zero any = reflect.Zero(rt.Type).Interface()
+	msgpack.Register(zero,
+		func(e *msgpack.Encoder, v reflect.Value) error {
+			if rt.Type.Kind() == reflect.Pointer && v.IsNil() {
+				return e.EncodeNil()
+			}
+			return EncodeRef(e, rt.URI(v))
+		},
+		func(d *msgpack.Decoder, v reflect.Value) error {
+			return decodeRefInto(d, &rt, v)
+		})
+}
+
+// refTypeOf returns the RefType registered for t.
+func refTypeOf(t reflect.Type) (*RefType, bool) {
+	rt, ok := refTypes.Load(t)
+	if !ok {
+		return nil, false
+	}
+	return rt.(*RefType), true
+}
+
+// decodeRefInto decodes a reference (or nil) into v, of type rt.Type.
+func decodeRefInto(d *msgpack.Decoder, rt *RefType, v reflect.Value) error {
+	if isNil(d) {
+		v.SetZero()
+		return d.Skip()
+	}
+	u, err := DecodeRef(d)
+	if err != nil {
+		return err
+	}
+	v.Set(rt.New(u))
+	return nil
 }
