@@ -1,0 +1,162 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// ArgError describes an argument or result that does not fit its declared
+// type.
+type ArgError struct {
+	Index int    // position in the array, from 0
+	Type  string // the declared Go type
+	Msg   string
+}
+
+func (e *ArgError) Error() string {
+	return fmt.Sprintf("argument %d (%s): %s", e.Index, e.Type, e.Msg)
+}
+
+// Decoder reads one validated msgpack array into declared Go types. Create
+// it with [NewDecoder] after [Validate] succeeded on the bytes.
+type Decoder struct {
+	src   []byte
+	r     bytes.Reader
+	dec   *msgpack.Decoder
+	n     int
+	alias bool
+}
+
+// NewDecoder starts decoding the array in b, which must have passed
+// [Validate]. It reads the array header; [Decoder.Len] is its length.
+func NewDecoder(b []byte) (*Decoder, error) {
+	d := decPool.Get().(*Decoder)
+	d.src, d.alias = b, false
+	d.r.Reset(b)
+	d.dec.Reset(&d.r)
+	n, err := d.dec.DecodeArrayLen()
+	if err != nil {
+		d.Release()
+		return nil, fmt.Errorf("wire: payload is not an array: %w", err)
+	}
+	if n < 0 {
+		n = 0
+	}
+	d.n = n
+	return d, nil
+}
+
+var decPool = sync.Pool{New: func() any {
+	d := &Decoder{}
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
+
+// NewAliasingDecoder is NewDecoder for bytes the caller owns and never
+// reuses (a reply's payload; a request's payload, which rpcx v1.9 reads
+// into a fresh buffer per request): a large bin value at the top level,
+// decoded into a []byte or an any, then shares b's memory instead of being
+// copied.
+func NewAliasingDecoder(b []byte) (*Decoder, error) {
+	d, err := NewDecoder(b)
+	if d != nil {
+		d.alias = true
+	}
+	return d, err
+}
+
+// Len is the number of values in the array.
+func (d *Decoder) Len() int { return d.n }
+
+// Release returns the decoder to its pool.
+func (d *Decoder) Release() {
+	d.src = nil
+	d.r.Reset(nil)
+	decPool.Put(d)
+}
+
+// Next decodes the next array element into v, which must be settable,
+// converting numbers to v's type with range checks. index is only used in
+// the error.
+func (d *Decoder) Next(index int, v reflect.Value) error {
+	if d.alias && (v.Type() == bytesType || v.Kind() == reflect.Interface && v.NumMethod() == 0) {
+		if b, ok, err := d.aliasBytes(); ok || err != nil {
+			if err != nil {
+				return &ArgError{Index: index, Type: v.Type().String(), Msg: err.Error()}
+			}
+			if v.Kind() == reflect.Interface {
+				v.Set(reflect.ValueOf(b))
+			} else {
+				v.SetBytes(b)
+			}
+			return nil
+		}
+	}
+	return decodeArg(d.dec, index, v)
+}
+
+// decodeArg decodes the next value into v, reporting any failure (a panic
+// in msgpack included) as an *ArgError for index.
+func decodeArg(d *msgpack.Decoder, index int, v reflect.Value) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &ArgError{Index: index, Type: v.Type().String(), Msg: fmt.Sprint("cannot decode: ", r)}
+		}
+	}()
+	if err := decodeValue(d, v, 0); err != nil {
+		var ae *ArgError
+		if errors.As(err, &ae) {
+			return err
+		}
+		return &ArgError{Index: index, Type: v.Type().String(), Msg: err.Error()}
+	}
+	return nil
+}
+
+// NextInterface decodes the next element into a plain Go value: integers
+// as int64 (uint64 above MaxInt64), floats as float64, bin as []byte, maps
+// as map[string]any (or map[any]any for other keys), arrays as []any,
+// object references as gopyro.URI.
+func (d *Decoder) NextInterface() (any, error) {
+	return decodeLoose(d.dec, 0)
+}
+
+var (
+	timeType  = reflect.TypeFor[time.Time]()
+	bytesType = reflect.TypeFor[[]byte]()
+)
+
+// aliasBytes reads a bin value as a slice of the source bytes. ok is false
+// when the next value is not bin (decode it the usual way).
+func (d *Decoder) aliasBytes() (b []byte, ok bool, err error) {
+	c, err := d.dec.PeekCode()
+	if err != nil || !msgpcode.IsBin(c) {
+		return nil, false, nil
+	}
+	n, err := d.dec.DecodeBytesLen()
+	if err != nil {
+		return nil, true, err
+	}
+	off := len(d.src) - d.r.Len()
+	if n < 0 || off+n > len(d.src) {
+		return nil, true, errors.New("truncated bin")
+	}
+	if n < 64<<10 {
+		// Small: copy, so the slice does not keep the whole reply alive.
+		b := make([]byte, n)
+		copy(b, d.src[off:])
+		_, err := d.r.Seek(int64(n), 1)
+		return b, true, err
+	}
+	if _, err := d.r.Seek(int64(n), 1); err != nil {
+		return nil, true, err
+	}
+	return d.src[off : off+n : off+n], true, nil
+}
