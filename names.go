@@ -15,6 +15,10 @@ const (
 	DefaultHost = "127.0.0.1"
 )
 
+// MinMessageSize is the smallest message size limit daemons and proxies
+// accept as configuration.
+const MinMessageSize = 1024
+
 // DefaultMaxMessageSize is the largest message (a call's arguments, a
 // reply's results) daemons and proxies accept unless configured otherwise:
 // 64 MiB.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -120,8 +121,8 @@ func (c *Config) fill() error {
 		return &gopyro.Error{Code: gopyro.CodeInvalid, Op: "daemon.New", Message: msg}
 	}
 	switch {
-	case c.MaxMessageSize < 1024:
-		return bad("MaxMessageSize must be at least 1024 bytes")
+	case c.MaxMessageSize < gopyro.MinMessageSize:
+		return bad(fmt.Sprintf("MaxMessageSize must be at least %d bytes", gopyro.MinMessageSize))
 	case c.MaxInFlight < 1:
 		return bad("MaxInFlight must be positive")
 	case c.MaxConns < 1:
@@ -137,6 +138,9 @@ func (c *Config) fill() error {
 	return nil
 }
 
+// maxPort is the largest TCP port.
+const maxPort = 65535
+
 // location is where a daemon's URIs say it is.
 type location struct {
 	host string
@@ -149,7 +153,7 @@ func parseLocation(s string) (location, error) {
 		return location{}, err
 	}
 	port, err := strconv.Atoi(p)
-	if err != nil || port < 1 || port > 65535 {
+	if err != nil || port < 1 || port > maxPort {
 		return location{}, &gopyro.Error{Code: gopyro.CodeInvalid, Message: "bad port " + strconv.Quote(p)}
 	}
 	return location{h, port}, nil

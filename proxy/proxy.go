@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/gopyro/gopyro"
@@ -41,8 +42,8 @@ func NewURI(u gopyro.URI, opts ...Option) (*Proxy, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.maxMessage < 1024 {
-		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: "max message size must be at least 1024 bytes"}
+	if cfg.maxMessage < gopyro.MinMessageSize {
+		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: fmt.Sprintf("max message size must be at least %d bytes", gopyro.MinMessageSize)}
 	}
 	p := &Proxy{}
 	p.init(u, cfg)

@@ -18,6 +18,9 @@ type Resolver interface {
 	Resolve(ctx context.Context, u gopyro.URI) (gopyro.URI, error)
 }
 
+// maxPort is the largest TCP port.
+const maxPort = 65535
+
 // Environment variables that locate the name server.
 const (
 	EnvNSHost = "GOPYRO_NS_HOST"
@@ -49,7 +52,7 @@ func NameServerURI(u gopyro.URI) gopyro.URI {
 		ns.Host = gopyro.DefaultHost
 	}
 	if ns.Port == 0 {
-		if p, err := strconv.Atoi(os.Getenv(EnvNSPort)); err == nil && p > 0 && p < 65536 {
+		if p, err := strconv.Atoi(os.Getenv(EnvNSPort)); err == nil && p > 0 && p <= maxPort {
 			ns.Port = p
 		}
 	}

@@ -10,6 +10,10 @@ import (
 	"github.com/gopyro/gopyro/internal/wire"
 )
 
+// streamCloseTimeout bounds the StreamClose call a loop that ended early
+// sends (oneway) to free the stream on the daemon.
+const streamCloseTimeout = 5 * time.Second
+
 // Stream calls method, which returns a stream on the server (an iter.Seq[T]
 // or a channel of T), and returns an iterator over its items. Items arrive
 // in chunks, several per round trip (the daemon's StreamChunk), and are
@@ -113,7 +117,7 @@ func (p *Proxy) closeStream(id string) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), streamCloseTimeout)
 	defer cancel()
 	_, _ = p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamClose, payload: payload, oneway: true})
 }

@@ -20,6 +20,10 @@ import (
 // maximum frame body: route names and metadata travel in the frame too.
 const FrameOverhead = 64 << 10
 
+// readBufferSize is the client's read buffer: replies up to it cost one
+// read each.
+const readBufferSize = 64 << 10
+
 // DefaultConnectTimeout bounds a dial when DialOptions.ConnectTimeout is 0.
 const DefaultConnectTimeout = 5 * time.Second
 
@@ -211,15 +215,15 @@ func (c *Client) fail(err error) {
 
 // read receives reply frames until the connection ends.
 func (c *Client) read() {
-	br := bufio.NewReaderSize(c.gc, 64<<10)
-	var head [16]byte
+	br := bufio.NewReaderSize(c.gc, readBufferSize)
+	var head [frameHeaderLen]byte
 	for {
 		if _, err := io.ReadFull(br, head[:]); err != nil {
 			c.fail(err)
 			return
 		}
-		h := protocol.Header(head[:12])
-		body := make([]byte, binary.BigEndian.Uint32(head[12:16])) // bounded by the guard
+		h := protocol.Header(head[:headerLen])
+		body := make([]byte, binary.BigEndian.Uint32(head[headerLen:frameHeaderLen])) // bounded by the guard
 		if _, err := io.ReadFull(br, body); err != nil {
 			c.fail(err)
 			return

@@ -133,6 +133,10 @@ var (
 	bytesType = reflect.TypeFor[[]byte]()
 )
 
+// aliasMin is the size from which an aliasing decoder shares a bin value's
+// memory instead of copying it.
+const aliasMin = 64 << 10
+
 // aliasBytes reads a bin value as a slice of the source bytes. ok is false
 // when the next value is not bin (decode it the usual way).
 func (d *Decoder) aliasBytes() (b []byte, ok bool, err error) {
@@ -148,7 +152,7 @@ func (d *Decoder) aliasBytes() (b []byte, ok bool, err error) {
 	if n < 0 || off+n > len(d.src) {
 		return nil, true, errors.New("truncated bin")
 	}
-	if n < 64<<10 {
+	if n < aliasMin {
 		// Small: copy, so the slice does not keep the whole reply alive.
 		b := make([]byte, n)
 		copy(b, d.src[off:])

@@ -160,12 +160,19 @@ func (e *Encoder) Bytes() []byte {
 	return bytes.Clone(e.buf.Bytes())
 }
 
+// An encoder grows its buffer ahead for values from growMin bytes, with
+// growSlack for their headers.
+const (
+	growMin   = 4 << 10
+	growSlack = 64
+)
+
 // grow makes room for about n more bytes, so that a large []byte or
 // string is copied into the buffer once instead of through repeated
 // doubling.
 func (e *Encoder) grow(n int) {
-	if n > 4<<10 {
-		e.buf.Grow(n + 64)
+	if n > growMin {
+		e.buf.Grow(n + growSlack)
 	}
 }
 

@@ -15,9 +15,13 @@ import (
 // serialize type, 8-byte seq), then a uint32 big-endian body length, then
 // the body.
 const (
-	frameHeaderLen = 16
+	headerLen      = 12 // magic, version, flags, serialize type, seq
+	seqOffset      = 4
+	frameHeaderLen = 16 // the header and the body length
 	rpcxMagic      = 0x08
-	compressMask   = 0x1C
+	flagsOffset    = 2    // message type, heartbeat, oneway, compression, status
+	compressMask   = 0x1C // compression bits of the flags
+	onewayMask     = 0x20 // oneway bit of the flags
 )
 
 // ErrFrameTooLarge is returned by a [GuardConn] read when the peer announces
@@ -105,10 +109,10 @@ func frameHead(h protocol.Header, sp, sm string, meta map[string]string, payload
 		metaLen += 8 + len(k) + len(v)
 	}
 	total := (4 + len(sp)) + (4 + len(sm)) + (4 + metaLen) + (4 + payloadLen)
-	head := make([]byte, 16+total-payloadLen)
+	head := make([]byte, frameHeaderLen+total-payloadLen)
 	copy(head, h[:])
-	binary.BigEndian.PutUint32(head[12:16], uint32(total))
-	n := 16
+	binary.BigEndian.PutUint32(head[headerLen:frameHeaderLen], uint32(total))
+	n := frameHeaderLen
 	put := func(s string) {
 		binary.BigEndian.PutUint32(head[n:], uint32(len(s)))
 		n += 4 + copy(head[n+4:], s)
@@ -171,10 +175,10 @@ func (g *GuardConn) scan(b []byte) error {
 		if g.hdr[0] != rpcxMagic {
 			return fmt.Errorf("wire: bad magic byte 0x%02x: not a gopyro peer", g.hdr[0])
 		}
-		if g.hdr[2]&compressMask != 0 {
+		if g.hdr[flagsOffset]&compressMask != 0 {
 			return errors.New("wire: compressed frames are not accepted")
 		}
-		n := int64(binary.BigEndian.Uint32(g.hdr[12:16]))
+		n := int64(binary.BigEndian.Uint32(g.hdr[headerLen:frameHeaderLen]))
 		if n > g.max {
 			err := fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, g.max)
 			if g.ReplyOversize {
@@ -191,13 +195,13 @@ func (g *GuardConn) scan(b []byte) error {
 // rejectFrame answers the frame whose header is in g.hdr with an error and
 // discards the rest of its body (rem bytes, if not above DrainLimit).
 func (g *GuardConn) rejectFrame(rem int64, cause error) {
-	oneway := g.hdr[2]&0x20 != 0
+	oneway := g.hdr[flagsOffset]&onewayMask != 0
 	if !oneway {
 		res := protocol.NewMessage()
 		res.SetMessageType(protocol.Response)
 		res.SetSerializeType(protocol.SerializeNone)
 		res.SetMessageStatusType(protocol.Error)
-		res.SetSeq(binary.BigEndian.Uint64(g.hdr[4:12]))
+		res.SetSeq(binary.BigEndian.Uint64(g.hdr[seqOffset:headerLen]))
 		res.ServicePath, res.ServiceMethod = ServicePath, ServiceMethod
 		res.Metadata = map[string]string{protocol.ServiceError: OversizePrefix + cause.Error()}
 		_, _ = g.Write(res.Encode())
