@@ -80,7 +80,7 @@ func (b *Batch) Run(ctx context.Context, opts ...BatchOption) ([]BatchResult, er
 	if err != nil {
 		return nil, err
 	}
-	reply, err := b.p.do(ctx, request{method: "batch", payload: payload, batch: mode})
+	reply, err := b.p.do(ctx, request{method: wire.BatchMethod, payload: payload, batch: mode})
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (b *Batch) Oneway(ctx context.Context, opts ...BatchOption) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.p.do(ctx, request{method: "batch", payload: payload, batch: mode, oneway: true})
+	_, err = b.p.do(ctx, request{method: wire.BatchMethod, payload: payload, batch: mode, oneway: true})
 	return err
 }
 

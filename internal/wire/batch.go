@@ -12,6 +12,7 @@ import (
 // object, run in order. "1" runs them all; "s" stops at the first error.
 const (
 	MetaBatch       = "b"
+	BatchMethod     = "batch" // the method name a batch request carries
 	BatchAll        = "1"
 	BatchStopOnFail = "s"
 )
