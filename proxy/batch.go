@@ -42,9 +42,14 @@ func (r BatchResult) Decode(ptrs ...any) error {
 }
 
 // ErrSkipped is the error of a batch call that did not run because an
-// earlier one failed (see StopOnError). It matches gopyro.ErrUnknown's code
-// only through its RemoteType; use errors.Is(err, proxy.ErrSkipped).
-var ErrSkipped = gopyro.NewError(gopyro.CodeUnknown, "gopyro.Skipped", "not run: an earlier call of the batch failed")
+// earlier call failed (see [StopOnError]): errors.Is(err, proxy.ErrSkipped).
+// It is a constant, so no caller can change it.
+const ErrSkipped = skippedError("proxy: not run: an earlier call of the batch failed")
+
+// skippedError is the type of ErrSkipped.
+type skippedError string
+
+func (e skippedError) Error() string { return string(e) }
 
 // BatchOption changes how a batch runs.
 type BatchOption func(*batchConfig)
