@@ -40,7 +40,7 @@ func (d *Daemon) ServeRequest(req *wire.Request, w wire.ReplyWriter) {
 		_ = w.Reply(segs...)
 		return
 	}
-	_ = w.Reply(payload)
+	_ = w.Reply(enc.One(payload)...)
 }
 
 // call runs the request and returns its encoded reply, written into enc

@@ -101,24 +101,34 @@ func (s *Server) Close() error {
 
 // handle is the rpcx handler of gopyro's one route.
 func (s *Server) handle(c *server.Context) error {
-	msg, _ := c.Get(requestKey{}).(*protocol.Message)
-	gc, _ := c.Get(server.RemoteConnContextKey).(*conn)
-	oneway := msg != nil && msg.IsOneway()
-	req := wire.ParseRequest(c.Metadata(), c.Payload(), oneway)
-	r := &reply{c: c, msg: msg}
-	if gc != nil {
-		req.Conn = gc.tag
+	r := replyPool.Get().(*reply)
+	defer r.release()
+	r.c = c
+	r.msg, _ = c.Get(requestKey{}).(*protocol.Message)
+	oneway := r.msg != nil && r.msg.IsOneway()
+	r.req = wire.ParseRequest(c.Metadata(), c.Payload(), oneway)
+	if gc, ok := c.Get(server.RemoteConnContextKey).(*conn); ok {
+		r.req.Conn = gc.tag
 		r.gc = gc.GuardConn
 	}
-	s.h.ServeRequest(&req, r)
+	s.h.ServeRequest(&r.req, r) // the handler is done with both when it returns
 	return nil
 }
 
-// reply writes the answer to one request.
+// reply is one request and the writer of its answer: one pooled value per
+// request, so the seam costs no allocation.
 type reply struct {
+	req wire.Request
 	c   *server.Context
 	gc  *wire.GuardConn
 	msg *protocol.Message
+}
+
+var replyPool = sync.Pool{New: func() any { return new(reply) }}
+
+func (r *reply) release() {
+	*r = reply{}
+	replyPool.Put(r)
 }
 
 func (r *reply) Reply(payload ...[]byte) error {

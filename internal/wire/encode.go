@@ -20,8 +20,9 @@ type Encoder struct {
 	enc *msgpack.Encoder
 
 	scatter  bool
-	segs     [][]byte // see Segments
-	segStart int      // where the segment being written starts in buf
+	one      [1][]byte // see One
+	segs     [][]byte  // see Segments
+	segStart int       // where the segment being written starts in buf
 }
 
 var encPool = sync.Pool{New: func() any {
@@ -124,6 +125,13 @@ const ScatterMin = 256 << 10
 // with writev ([GuardConn.WriteReply]), and Raw copies them together.
 func (e *Encoder) Scatter() { e.scatter = true }
 
+// One returns b as a one-piece payload without allocating: a slice of the
+// encoder's own, valid until Release.
+func (e *Encoder) One(b []byte) [][]byte {
+	e.one[0] = b
+	return e.one[:]
+}
+
 // Segments returns the encoding as consecutive pieces; nil when it is one
 // piece (use Raw).
 func (e *Encoder) Segments() [][]byte {
@@ -179,6 +187,7 @@ func (e *Encoder) grow(n int) {
 // Release returns the encoder's resources to their pools.
 func (e *Encoder) Release() {
 	clear(e.segs) // do not pin the caller's slices
+	e.one[0] = nil
 	e.segs = e.segs[:0]
 	if e.buf.Cap() > maxPooledBuf {
 		// Do not pin a large buffer: the pooled encoder gets a fresh one

@@ -56,9 +56,9 @@ type ReplyWriter interface {
 }
 
 // Handler serves the requests a transport reads. ServeRequest may be
-// called concurrently, for requests of one connection too, and must not
-// block the transport's reader: the transport runs each request on a
-// goroutine of its own.
+// called concurrently, for requests of one connection too; the transport
+// runs each request on a goroutine of its own. req and w are valid until
+// ServeRequest returns (req.Payload, which the handler owns, longer).
 type Handler interface {
 	ServeRequest(req *Request, w ReplyWriter)
 }
