@@ -4,11 +4,15 @@
 // # Architecture
 //
 //	gopyro (this package)  URI, Error and Code, well-known names and ports
-//	internal/wire          the wire: rpcx frames carrying msgpack payloads
+//	internal/wire          the wire: rpcx frames carrying msgpack payloads, the
+//	                       client, and the transport seam (Request, Handler)
+//	internal/rpcxserver    the one package that uses rpcx's server
 //	daemon                 serves ordinary Go values as remote objects
 //	proxy                  calls remote objects; resolves PYRONAME/PYROMETA
 //	nameserver             the name server object, its stores, Locate, Client
 //	cmd/gopyro             the command line tool
+//
+// The protocol is specified in docs/wire.md.
 //
 // A [daemon.Daemon] serves registered values; each gets a URI such as
 // PYRO:obj_1f2e3d@127.0.0.1:40123. A [proxy.Proxy] calls the value's exported
