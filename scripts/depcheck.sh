@@ -47,6 +47,12 @@ exists proxy && {
   [ -z "$extra" ] || complain "proxy links more of rpcx than its frame format: $extra"
 }
 
+# The gopyro binary links one mDNS library (hashicorp/mdns) and neither
+# rpcx's client (the bench baselines use rpcx's frame codec) nor what it
+# brings (zeroconf, ICMP ping, kcp, quic).
+extra=$(go list -deps ./cmd/gopyro | grep -E '^github.com/(smallnest/rpcx/client|grandcat/zeroconf|go-ping/ping|xtaci/kcp-go|quic-go/quic-go)' || true)
+[ -z "$extra" ] || complain "the gopyro binary links what only rpcx's client needs: $extra"
+
 # Examples import only public packages themselves (what those import is theirs).
 for ex in $(go list "$mod/examples/..."); do
   for d in $(go list -f '{{join .Imports "\n"}}' "$ex"); do
