@@ -145,8 +145,11 @@ func (c *Client) Send(ctx context.Context, r Call) (Reply, error) {
 	bufs := make(net.Buffers, 0, 1+len(r.Payload))
 	bufs = append(bufs, requestHead(seq, r.Oneway, r.Meta, n))
 	bufs = append(bufs, r.Payload...)
-	if err := c.gc.writeBuffers(bufs); err != nil {
-		c.fail(err)
+	if err := c.gc.writeBuffersCtx(ctx, bufs); err != nil {
+		c.fail(err) // a partial frame may have gone out: the connection is done
+		if cerr := ctx.Err(); cerr != nil {
+			return Reply{}, cerr
+		}
 		return Reply{}, c.closedErr()
 	}
 	if ch == nil {

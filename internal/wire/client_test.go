@@ -161,3 +161,63 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+// TestSendToStalledPeer: a peer that accepts but never reads costs a call
+// at most its deadline, or its cancellation (issue 11, item 2).
+func TestSendToStalledPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn // accepted, never read
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-accepting
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	big := make([]byte, 32<<20) // far more than the socket buffers hold
+	for name, mk := range map[string]func() (context.Context, context.CancelFunc){
+		"deadline": func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(t.Context(), 300*time.Millisecond)
+		},
+		"cancel": func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(t.Context())
+			time.AfterFunc(300*time.Millisecond, cancel)
+			return ctx, cancel
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cl, err := DialClient(t.Context(), "tcp", ln.Addr().String(), DialOptions{MaxFrame: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := mk()
+			defer cancel()
+			start := time.Now()
+			_, err = cl.Send(ctx, Call{Meta: map[string]string{MetaObject: "o", MetaMethod: "m"}, Payload: [][]byte{big}})
+			if err == nil || !errors.Is(err, ctx.Err()) {
+				t.Fatalf("send to a stalled peer: %v", err)
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Fatalf("send to a stalled peer took %v; the bound was 300ms", took)
+			}
+			if !cl.Broken() {
+				t.Fatal("a connection with a partial frame on it was kept")
+			}
+		})
+	}
+}

@@ -1,12 +1,14 @@
 package wire
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/smallnest/rpcx/protocol"
 )
@@ -90,6 +92,33 @@ func (g *GuardConn) writeBuffers(bufs net.Buffers) error {
 	_, err := bufs.WriteTo(g.Conn)
 	return err
 }
+
+// writeBuffersCtx is writeBuffers bounded by ctx: its deadline, or its
+// cancellation, ends a write the peer does not take. A write cut short
+// leaves a partial frame behind: the caller must then drop the connection.
+func (g *GuardConn) writeBuffersCtx(ctx context.Context, bufs net.Buffers) error {
+	if ctx.Done() == nil {
+		return g.writeBuffers(bufs)
+	}
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	dl, _ := ctx.Deadline() // the zero time when there is none
+	_ = g.Conn.SetWriteDeadline(dl)
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = g.Conn.SetWriteDeadline(longAgo)
+	})
+	_, err := bufs.WriteTo(g.Conn)
+	if !stop() {
+		<-fired // it set the deadline: reset it after, not before
+	}
+	_ = g.Conn.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// longAgo is a deadline that has passed: setting it stops a blocked write.
+var longAgo = time.Unix(1, 0)
 
 // replyHead encodes the reply to req up to its payload, as rpcx's
 // Context.Write would: the request's header turned into a response, its
