@@ -20,7 +20,16 @@ type Proxy struct {
 	target   gopyro.URI             // resolved PYRO URI; zero until resolved; guarded by mu
 	cl       *wire.Client           // current connection; guarded by mu
 	closed   bool                   // guarded by mu
+	dial     *dialing               // the dial in flight, if any; guarded by mu
 	metadata *gopyro.ObjectMetadata // cached by Metadata; guarded by mu
+}
+
+// dialing is a dial in flight; the calls that need a connection meanwhile
+// wait for it instead of dialling too.
+type dialing struct {
+	done   chan struct{} // closed when the dial has ended
+	cancel context.CancelFunc
+	err    error // set before done is closed
 }
 
 // New returns a proxy for uri, a PYRO, PYRONAME or PYROMETA URI. It does
@@ -105,34 +114,77 @@ func (p *Proxy) conn(ctx context.Context) (*wire.Client, gopyro.URI, error) {
 	if err != nil {
 		return nil, t, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, t, p.errClosed()
-	}
-	if p.cl != nil && !p.cl.Broken() {
-		return p.cl, t, nil
-	}
-	if p.cl != nil {
-		_ = p.cl.Close()
-		p.cl = nil
-	}
-	cl, err := wire.DialClient(ctx, t.Network(), t.Address(), wire.DialOptions{
-		TLS: p.cfg.tls, MaxFrame: p.cfg.maxMessage + wire.FrameOverhead, ConnectTimeout: p.cfg.connectTimeout,
-	})
-	if err != nil {
-		p.forgetTargetLocked()
-		code := gopyro.CodeCommunication
+	for {
+		p.mu.Lock()
 		switch {
-		case errors.Is(err, context.Canceled):
-			code = gopyro.CodeCanceled
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-			code = gopyro.CodeTimeout
+		case p.closed:
+			p.mu.Unlock()
+			return nil, t, p.errClosed()
+		case p.cl != nil && !p.cl.Broken():
+			cl := p.cl
+			p.mu.Unlock()
+			return cl, t, nil
+		case p.dial != nil: // another call is dialling: wait for it
+			dl := p.dial
+			p.mu.Unlock()
+			select {
+			case <-dl.done:
+				if c := gopyro.CodeOf(dl.err); dl.err != nil && c != gopyro.CodeCanceled && c != gopyro.CodeTimeout {
+					return nil, t, dl.err
+				}
+				continue // connected; or the dialling call gave up: try again
+			case <-ctx.Done():
+				return nil, t, p.dialError(ctx, t, ctx.Err())
+			}
 		}
-		return nil, t, &gopyro.Error{Code: code, Op: "dial", URI: t.String(), Err: err}
+		if p.cl != nil {
+			_ = p.cl.Close()
+			p.cl = nil
+		}
+		// Dial without the lock, so that Close (which cancels the dial)
+		// and other calls are not held up by a slow peer.
+		dctx, cancel := context.WithCancel(ctx)
+		dl := &dialing{done: make(chan struct{}), cancel: cancel}
+		p.dial = dl
+		p.mu.Unlock()
+		cl, err := wire.DialClient(dctx, t.Network(), t.Address(), wire.DialOptions{
+			TLS: p.cfg.tls, MaxFrame: p.cfg.maxMessage + wire.FrameOverhead, ConnectTimeout: p.cfg.connectTimeout,
+		})
+		cancel()
+		p.mu.Lock()
+		p.dial = nil
+		switch {
+		case err != nil:
+			p.forgetTargetLocked()
+			dl.err = p.dialError(ctx, t, err)
+		case p.closed:
+			_ = cl.Close()
+			dl.err = p.errClosed()
+		default:
+			p.cl = cl
+		}
+		close(dl.done)
+		p.mu.Unlock()
+		if dl.err != nil {
+			if gopyro.CodeOf(dl.err) == gopyro.CodeCanceled && ctx.Err() == nil {
+				return nil, t, p.errClosed() // Close cancelled the dial
+			}
+			return nil, t, dl.err
+		}
+		return cl, t, nil
 	}
-	p.cl = cl
-	return cl, t, nil
+}
+
+// dialError classifies a failed dial.
+func (p *Proxy) dialError(ctx context.Context, t gopyro.URI, err error) error {
+	code := gopyro.CodeCommunication
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = gopyro.CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		code = gopyro.CodeTimeout
+	}
+	return &gopyro.Error{Code: code, Op: "dial", URI: t.String(), Err: err}
 }
 
 // forgetTargetLocked drops a resolved target so the next call resolves the
@@ -154,11 +206,15 @@ func (p *Proxy) dropConn(cl *wire.Client) {
 	_ = cl.Close()
 }
 
-// Close closes the connection. Calls after Close fail with gopyro.ErrClosed.
+// Close closes the connection, and cancels a dial in flight. Calls after
+// Close fail with gopyro.ErrClosed.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
+	if p.dial != nil {
+		p.dial.cancel()
+	}
 	if p.cl != nil {
 		err := p.cl.Close()
 		p.cl = nil
