@@ -306,9 +306,7 @@ func TestStreamAbandoned(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("abandoned stream not reclaimed")
 	}
-	for d.OpenStreams() != 0 {
-		runtime.Gosched()
-	}
+	testutil.WaitFor(t, 10*time.Second, "the daemon's open streams did not return to 0", func() bool { return d.OpenStreams() == 0 })
 }
 
 // Bank hands out accounts as references.
@@ -504,9 +502,7 @@ func TestStreamOnewayClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-w.stopped // the daemon closed the stream nobody reads
-	for d.OpenStreams() != 0 {
-		runtime.Gosched()
-	}
+	testutil.WaitFor(t, 10*time.Second, "the daemon's open streams did not return to 0", func() bool { return d.OpenStreams() == 0 })
 }
 
 // TestStreamCancelledReader: a reader whose context ends mid-stream gets
@@ -530,7 +526,5 @@ func TestStreamCancelledReader(t *testing.T) {
 		t.Fatalf("after cancel: %d items, err %v", n, got)
 	}
 	<-w.stopped
-	for d.OpenStreams() != 0 {
-		runtime.Gosched()
-	}
+	testutil.WaitFor(t, 10*time.Second, "the daemon's open streams did not return to 0", func() bool { return d.OpenStreams() == 0 })
 }

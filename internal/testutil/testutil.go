@@ -4,6 +4,7 @@ package testutil
 import (
 	"net"
 	"testing"
+	"time"
 
 	"github.com/gopyro/gopyro/daemon"
 )
@@ -36,4 +37,18 @@ func ServeOn(tb testing.TB, ln net.Listener, opts ...daemon.Option) *daemon.Daem
 		}
 	})
 	return d
+}
+
+// WaitFor polls cond until it holds, failing the test with what if it
+// does not within limit. It is for conditions no event signals (counts
+// kept by the code under test); polling backs off from 1ms to 50ms.
+func WaitFor(tb testing.TB, limit time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for pause := time.Millisecond; !cond(); pause = min(2*pause, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v: %s", limit, what)
+		}
+		time.Sleep(pause)
+	}
 }
