@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,6 +150,11 @@ func (c *Client) Send(ctx context.Context, r Call) (Reply, error) {
 		c.fail(err) // a partial frame may have gone out: the connection is done
 		if cerr := ctx.Err(); cerr != nil {
 			return Reply{}, cerr
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The connection's deadline is the context's: it may fire a
+			// moment before the context says so.
+			return Reply{}, context.DeadlineExceeded
 		}
 		return Reply{}, c.closedErr()
 	}

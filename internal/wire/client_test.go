@@ -189,15 +189,18 @@ func TestSendToStalledPeer(t *testing.T) {
 		}
 	}()
 	big := make([]byte, 32<<20) // far more than the socket buffers hold
-	for name, mk := range map[string]func() (context.Context, context.CancelFunc){
-		"deadline": func() (context.Context, context.CancelFunc) {
+	for name, c := range map[string]struct {
+		mk   func() (context.Context, context.CancelFunc)
+		want error
+	}{
+		"deadline": {func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(t.Context(), 300*time.Millisecond)
-		},
-		"cancel": func() (context.Context, context.CancelFunc) {
+		}, context.DeadlineExceeded},
+		"cancel": {func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(t.Context())
 			time.AfterFunc(300*time.Millisecond, cancel)
 			return ctx, cancel
-		},
+		}, context.Canceled},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cl, err := DialClient(t.Context(), "tcp", ln.Addr().String(), DialOptions{MaxFrame: 1 << 20})
@@ -205,11 +208,11 @@ func TestSendToStalledPeer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cl.Close()
-			ctx, cancel := mk()
+			ctx, cancel := c.mk()
 			defer cancel()
 			start := time.Now()
 			_, err = cl.Send(ctx, Call{Meta: map[string]string{MetaObject: "o", MetaMethod: "m"}, Payload: [][]byte{big}})
-			if err == nil || !errors.Is(err, ctx.Err()) {
+			if !errors.Is(err, c.want) {
 				t.Fatalf("send to a stalled peer: %v", err)
 			}
 			if took := time.Since(start); took > 3*time.Second {

@@ -61,6 +61,10 @@ type GuardConn struct {
 	onClose   func()
 
 	wmu sync.Mutex // serialises writes: frames from rpcx and WriteReply
+
+	dmu         sync.Mutex // guards the write deadline against a late cancellation
+	writing     uint64     // numbers writes bounded by a context; guarded by dmu
+	deadlineSet bool       // a write deadline is set on Conn; guarded by dmu
 }
 
 // Write writes p whole before any other frame is written.
@@ -102,18 +106,28 @@ func (g *GuardConn) writeBuffersCtx(ctx context.Context, bufs net.Buffers) error
 	}
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
-	dl, _ := ctx.Deadline() // the zero time when there is none
-	_ = g.Conn.SetWriteDeadline(dl)
-	fired := make(chan struct{})
+	dl, hasDeadline := ctx.Deadline()
+	g.dmu.Lock()
+	g.writing++
+	token := g.writing
+	if hasDeadline || g.deadlineSet {
+		_ = g.Conn.SetWriteDeadline(dl) // the zero time clears an old one
+		g.deadlineSet = hasDeadline
+	}
+	g.dmu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		_ = g.Conn.SetWriteDeadline(longAgo)
+		g.dmu.Lock()
+		defer g.dmu.Unlock()
+		if g.writing == token { // still this write: stop it
+			_ = g.Conn.SetWriteDeadline(longAgo)
+			g.deadlineSet = true
+		}
 	})
 	_, err := bufs.WriteTo(g.Conn)
-	if !stop() {
-		<-fired // it set the deadline: reset it after, not before
-	}
-	_ = g.Conn.SetWriteDeadline(time.Time{})
+	stop()
+	g.dmu.Lock()
+	g.writing++ // a late AfterFunc of this write is now a no-op
+	g.dmu.Unlock()
 	return err
 }
 
