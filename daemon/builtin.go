@@ -43,5 +43,16 @@ func (o *daemonObject) StreamNext(ctx context.Context, id string) (*wire.Chunk, 
 	return o.d.streamNext(ctx, id)
 }
 
+// connKey finds the caller's connection in a built-in call's context.
+type connKey struct{}
+
+// Cancel cancels the context of the caller's call with request sequence
+// number seq on the same connection (the proxy sends it, oneway, when a
+// call's context is cancelled); it reports whether that call was running.
+func (o *daemonObject) Cancel(ctx context.Context, seq uint64) bool {
+	cs, ok := ctx.Value(connKey{}).(*connState)
+	return ok && cs.cancelCall(seq)
+}
+
 // StreamClose closes an open stream early; it reports whether it was open.
 func (o *daemonObject) StreamClose(id string) bool { return o.d.closeStream(id) }

@@ -95,6 +95,37 @@ type connState struct {
 	done      chan struct{}            // closed when the connection has closed
 	instances map[string]reflect.Value // Session instances by object id; guarded by Daemon.mu
 	closed    bool                     // the connection has closed; guarded by Daemon.mu
+
+	cmu     sync.Mutex
+	cancels map[uint64]context.CancelFunc // calls in flight by request seq; guarded by cmu
+}
+
+// track makes ctx cancellable by a Cancel call naming seq, until done runs.
+func (cs *connState) track(ctx context.Context, seq uint64) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	cs.cmu.Lock()
+	if cs.cancels == nil {
+		cs.cancels = map[uint64]context.CancelFunc{}
+	}
+	cs.cancels[seq] = cancel
+	cs.cmu.Unlock()
+	return ctx, func() {
+		cs.cmu.Lock()
+		delete(cs.cancels, seq)
+		cs.cmu.Unlock()
+		cancel()
+	}
+}
+
+// cancelCall cancels the call in flight with request seq, if there is one.
+func (cs *connState) cancelCall(seq uint64) bool {
+	cs.cmu.Lock()
+	cancel, ok := cs.cancels[seq]
+	cs.cmu.Unlock()
+	if ok {
+		cancel()
+	}
+	return ok
 }
 
 // New returns a daemon configured by opts. It serves nothing until

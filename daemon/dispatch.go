@@ -87,6 +87,14 @@ func (d *Daemon) call(req *wire.Request, cs *connState, enc *wire.Encoder) ([]by
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
+	if cs != nil && !req.Oneway && req.Seq != 0 {
+		var done func()
+		ctx, done = cs.track(ctx, req.Seq) // the caller may cancel it
+		defer done()
+	}
+	if cs != nil && objID == gopyro.DaemonID {
+		ctx = context.WithValue(ctx, connKey{}, cs) // for Cancel
+	}
 	info := CallInfo{ObjectID: objID, Method: name, CorrelationID: req.Correlation, Oneway: req.Oneway}
 	if cs != nil {
 		info.RemoteAddr = cs.conn.RemoteAddr()

@@ -115,8 +115,9 @@ func TestShutdownDeadline(t *testing.T) {
 	<-g.entered
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	if err := d.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown = %v", err)
+	err := d.Shutdown(ctx)
+	if _, typed := errors.AsType[*gopyro.Error](err); !typed || !errors.Is(err, gopyro.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want a *gopyro.Error with CodeTimeout wrapping the deadline", err)
 	}
 	// Close cancelled the method's context.
 	if err := <-g.cancelled; !errors.Is(err, context.Canceled) {
@@ -649,4 +650,42 @@ func TestCanceledCall(t *testing.T) {
 		t.Fatalf("canceled wait: %v", err)
 	}
 	close(g.release)
+}
+
+// TestCancelReachesMethod: cancelling a call's context cancels the
+// method's context on the daemon, for Call and Go alike, and the
+// connection stays up (issue 11, item 9).
+func TestCancelReachesMethod(t *testing.T) {
+	g, _, u := gateProxy(t)
+	p := newProxy(t, u)
+	for _, how := range []string{"Call", "Go"} {
+		ctx, cancel := context.WithCancel(t.Context())
+		errc := make(chan error, 1)
+		go func() {
+			var err error
+			if how == "Call" {
+				_, err = p.Call(ctx, "Wait")
+			} else {
+				_, err = p.Go(ctx, "Wait").Wait(t.Context())
+			}
+			errc <- err
+		}()
+		<-g.entered
+		cancel()
+		select {
+		case err := <-g.cancelled:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s: the method's context ended with %v", how, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the caller's cancel never reached the method", how)
+		}
+		if err := <-errc; !errors.Is(err, gopyro.ErrCanceled) {
+			t.Fatalf("%s: %v", how, err)
+		}
+	}
+	// The connection is still the same one, and works.
+	if s, err := proxy.Call[string](t.Context(), p, "Quick"); err != nil || s != "quick" {
+		t.Fatalf("after cancels: %q %v", s, err)
+	}
 }

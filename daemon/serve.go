@@ -170,7 +170,9 @@ func (d *Daemon) stopping() bool {
 
 // Shutdown stops accepting connections and new calls, waits until the
 // calls in flight have finished (or ctx is done), then closes every
-// connection. It returns ctx's error if the calls did not finish in time.
+// connection. If the calls did not finish in time it closes the daemon
+// anyway and returns a *gopyro.Error with CodeTimeout (or CodeCanceled)
+// that wraps ctx's error.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	first := !d.draining
@@ -187,7 +189,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	select {
 	case <-d.drained:
 	case <-ctx.Done():
-		err = ctx.Err()
+		code := gopyro.CodeTimeout
+		if errors.Is(ctx.Err(), context.Canceled) {
+			code = gopyro.CodeCanceled
+		}
+		err = &gopyro.Error{Code: code, Op: "shutdown", Err: ctx.Err(),
+			Message: "calls were still running; they were cancelled and their connections closed"}
 	}
 	return errors.Join(err, d.Close())
 }

@@ -107,6 +107,9 @@ func (s *Server) handle(c *server.Context) error {
 	r.msg, _ = c.Get(requestKey{}).(*protocol.Message)
 	oneway := r.msg != nil && r.msg.IsOneway()
 	r.req = wire.ParseRequest(c.Metadata(), c.Payload(), oneway)
+	if r.msg != nil {
+		r.req.Seq = r.msg.Seq()
+	}
 	if gc, ok := c.Get(server.RemoteConnContextKey).(*conn); ok {
 		r.req.Conn = gc.tag
 		r.gc = gc.GuardConn

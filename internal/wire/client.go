@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gopyro/gopyro"
 	"github.com/smallnest/rpcx/protocol"
 )
 
@@ -174,8 +175,31 @@ func (c *Client) Send(ctx context.Context, r Call) (Reply, error) {
 		c.mu.Lock()
 		delete(c.pending, seq)
 		c.mu.Unlock()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			c.cancel(seq, r.Meta[MetaAuth])
+		}
 		return Reply{}, ctx.Err()
 	}
+}
+
+// cancelTimeout bounds the write of a Cancel request.
+const cancelTimeout = time.Second
+
+// cancel tells the daemon that the caller of request seq gave up, so that
+// the method's context is cancelled there too (a oneway Cancel on the
+// built-in object; best effort: the call's own error is what counts).
+func (c *Client) cancel(seq uint64, token string) {
+	args, err := EncodeArray(seq)
+	if err != nil {
+		return
+	}
+	meta := map[string]string{MetaObject: gopyro.DaemonID, MetaMethod: MethodCancel, MetaOneway: "1"}
+	if token != "" {
+		meta[MetaAuth] = token
+	}
+	ctx, stop := context.WithTimeout(context.Background(), cancelTimeout)
+	defer stop()
+	_, _ = c.Send(ctx, Call{Meta: meta, Payload: [][]byte{args}, Oneway: true})
 }
 
 func (c *Client) closedErr() error {

@@ -10,6 +10,7 @@ const (
 	MethodGetMetadata = "GetMetadata" // (id) -> (gopyro.ObjectMetadata)
 	MethodStreamNext  = "StreamNext"  // (stream id) -> (chunk)
 	MethodStreamClose = "StreamClose" // (stream id) -> (bool: it was open)
+	MethodCancel      = "Cancel"      // (seq), oneway: cancel the caller's request seq on this connection
 )
 
 // Methods of the name server object (gopyro.NameServerID), called by the

@@ -21,6 +21,9 @@ type Request struct {
 	Batch string
 	// Oneway reports that the caller wants no reply; w is then not used.
 	Oneway bool
+	// Seq is the request's sequence number on its connection: a later
+	// Cancel call on the built-in object names the request by it.
+	Seq uint64
 	// Payload is the encoded arguments (a msgpack array), or the batch.
 	// It belongs to the handler: the transport never reuses it, so a
 	// handler may keep slices of it (large []byte arguments do).
