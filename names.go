@@ -15,6 +15,10 @@ const (
 	DefaultHost = "127.0.0.1"
 )
 
+// MaxNameLen bounds object ids, registered names, tags and method names,
+// in bytes: longer ones are refused (and never echoed back in full).
+const MaxNameLen = 4096
+
 // MinMessageSize is the smallest message size limit daemons and proxies
 // accept as configuration.
 const MinMessageSize = 1024

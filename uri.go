@@ -49,7 +49,7 @@ func NewPyroURI(id, host string, port int) URI {
 // case-insensitive. Errors carry [CodeInvalid].
 func Parse(s string) (URI, error) {
 	fail := func(why string) (URI, error) {
-		return URI{}, &Error{Code: CodeInvalid, Op: "parse uri", Message: fmt.Sprintf("%q: %s", s, why)}
+		return URI{}, &Error{Code: CodeInvalid, Op: "parse uri", Message: fmt.Sprintf("%s: %s", Clip(s), why)}
 	}
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok {
@@ -158,8 +158,11 @@ func checkName(s string) error {
 	if s == "" {
 		return errors.New("is empty")
 	}
+	if len(s) > MaxNameLen {
+		return fmt.Errorf("is %d bytes long (the limit is %d)", len(s), MaxNameLen)
+	}
 	if strings.ContainsFunc(s, isBadRune) {
-		return errors.New("contains whitespace or control characters")
+		return errors.New("contains whitespace, control or format characters (such as bidi overrides)")
 	}
 	if strings.ContainsAny(s, "@,") {
 		return errors.New("contains '@' or ','")
@@ -167,17 +170,34 @@ func checkName(s string) error {
 	return nil
 }
 
+// isBadRune refuses what would let a name hide or disguise itself:
+// whitespace, control characters, format characters (bidi overrides such
+// as U+202E, zero-width joiners) and invalid UTF-8.
 func isBadRune(r rune) bool {
-	return unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar
+	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == unicode.ReplacementChar
 }
 
 // ValidateName reports whether s can be used as an object id or registered
-// name: not empty, no whitespace, no control characters, no '@' or ','.
+// name: not empty, at most [MaxNameLen] bytes, no whitespace, control or
+// format characters, no '@' or ','.
 func ValidateName(s string) error {
 	if err := checkName(s); err != nil {
-		return &Error{Code: CodeInvalid, Op: "validate name", Message: fmt.Sprintf("name %q %v", s, err)}
+		return &Error{Code: CodeInvalid, Op: "validate name", Message: fmt.Sprintf("name %s %v", Clip(s), err)}
 	}
 	return nil
+}
+
+// clipLen is how much of a peer's string an error message quotes.
+const clipLen = 128
+
+// Clip quotes s for an error message, cut to its first 128 bytes with its
+// length said when it is longer: messages must not echo what a peer sent
+// without bound.
+func Clip(s string) string {
+	if len(s) <= clipLen {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:clipLen]) + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 // Location returns the host:port (IPv6 in brackets) or "./u:path" part of u,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/gopyro/gopyro"
@@ -123,5 +124,29 @@ func TestSentinels(t *testing.T) {
 	}
 	if gopyro.ErrCanceled.Error() != "gopyro: canceled" {
 		t.Fatalf("sentinel text %q", gopyro.ErrCanceled.Error())
+	}
+}
+
+func TestNamesCannotDisguise(t *testing.T) {
+	for _, bad := range []string{
+		"evil\u202egnp.exe", // right-to-left override
+		"a\u200db",          // zero-width joiner
+		"a\u2066b",          // left-to-right isolate
+		"a\ufeffb",          // zero-width no-break space
+		strings.Repeat("x", gopyro.MaxNameLen+1),
+	} {
+		err := gopyro.ValidateName(bad)
+		if !errors.Is(err, gopyro.ErrInvalid) {
+			t.Errorf("ValidateName(%q) = %v", bad, err)
+		}
+		if err != nil && len(err.Error()) > 512 {
+			t.Errorf("the error quotes the whole name: %d bytes", len(err.Error()))
+		}
+		if _, err := gopyro.Parse("PYRONAME:" + bad); err == nil {
+			t.Errorf("Parse accepted the name %q", bad)
+		}
+	}
+	if err := gopyro.ValidateName("example.greeting-ü"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -54,6 +54,10 @@ func (d *Daemon) call(req *wire.Request, cs *connState, enc *wire.Encoder) ([]by
 		}
 		return nil, &gopyro.Error{Code: code, Op: op, URI: objID, Message: fmt.Sprintf(format, args...)}
 	}
+	if len(objID) > gopyro.MaxNameLen || len(name) > gopyro.MaxNameLen {
+		return nil, &gopyro.Error{Code: gopyro.CodeProtocol, Op: "call",
+			Message: fmt.Sprintf("object id of %d bytes or method name of %d bytes (the limit is %d)", len(objID), len(name), gopyro.MaxNameLen)}
+	}
 	if d.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(req.Token), []byte(d.cfg.Token)) != 1 {
 		return fail(gopyro.CodeSecurity, "missing or wrong token")
 	}
@@ -155,6 +159,10 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 		return nil, &gopyro.Error{Code: code, Op: "call " + opName, URI: objID, Message: fmt.Sprintf(format, args...)}
 	}
 	m := e.info.byName[name]
+	if m == nil && len(name) > gopyro.MaxNameLen { // a batch's method name
+		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "call", URI: objID,
+			Message: fmt.Sprintf("object %q has no method %s", objID, gopyro.Clip(name))}
+	}
 	if m == nil {
 		return fail(gopyro.CodeNotFound, "object %q has no method %q (it has: %s)", objID, name, strings.Join(e.info.names(), ", "))
 	}

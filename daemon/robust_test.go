@@ -689,3 +689,34 @@ func TestCancelReachesMethod(t *testing.T) {
 		t.Fatalf("after cancels: %q %v", s, err)
 	}
 }
+
+// TestHugeNamesNotEchoed: a 1 MiB method name or object id is refused,
+// and the error does not quote it back in full (issue 11, item 17).
+func TestHugeNamesNotEchoed(t *testing.T) {
+	_, _, u := gateProxy(t)
+	cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	huge := strings.Repeat("m", 1<<20)
+	for _, md := range []map[string]string{{wire.MetaMethod: huge}, {wire.MetaObject: huge}} {
+		meta, reply := sendRaw(t, cl, md, []byte{0x90})
+		if meta[wire.MetaError] != "1" {
+			t.Fatal("a 1 MiB name was accepted")
+		}
+		ge := wire.DecodeError(reply)
+		if ge.Code != gopyro.CodeProtocol || len(reply) > 4096 {
+			t.Fatalf("error of %d bytes, code %v: %.200s", len(reply), ge.Code, ge.Message)
+		}
+	}
+	// A batch naming a huge method: its error is bounded too.
+	batch, _ := wire.EncodeBatch([]wire.BatchCall{{Method: huge, Args: []byte{0x90}}})
+	_, reply := sendRaw(t, cl, map[string]string{wire.MetaMethod: wire.BatchMethod, wire.MetaBatch: wire.BatchAll}, batch)
+	if len(reply) > 8192 {
+		t.Fatalf("batch error of %d bytes echoes the method name", len(reply))
+	}
+	if meta, reply := sendRaw(t, cl, nil, []byte{0x90}); meta[wire.MetaError] == "1" {
+		t.Fatalf("a good call after the huge names failed: %v", wire.DecodeError(reply))
+	}
+}
