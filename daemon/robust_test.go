@@ -167,23 +167,23 @@ func TestMaxConns(t *testing.T) {
 	if _, err := p.Call(t.Context(), "Quick"); err != nil {
 		t.Fatal(err)
 	}
+	// Over the limit: a typed busy error that says why, not a reset that
+	// looks like a network failure (issue 11, item 1).
 	q := newProxy(t, u)
-	if _, err := q.Call(t.Context(), "Quick"); !errors.Is(err, gopyro.ErrCommunication) {
-		t.Fatalf("second connection: %v", err)
+	_, err := q.Call(t.Context(), "Quick")
+	if !errors.Is(err, gopyro.ErrBusy) || !strings.Contains(err.Error(), "connection limit") {
+		t.Fatalf("second connection: %v (code %v)", err, gopyro.CodeOf(err))
 	}
 	p.Close()
 	// The slot frees when the first connection closes; the daemon notices
 	// asynchronously, so retry until it has.
-	for {
+	testutil.WaitFor(t, 10*time.Second, "the slot of a closed connection did not come back", func() bool {
 		_, err := q.Call(t.Context(), "Quick")
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, gopyro.ErrCommunication) {
+		if err != nil && !errors.Is(err, gopyro.ErrBusy) {
 			t.Fatal(err)
 		}
-		runtime.Gosched()
-	}
+		return err == nil
+	})
 }
 
 func TestToken(t *testing.T) {

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/wire"
 )
 
 // Ready is closed once Serve has its listener and URIs can be made.
@@ -123,7 +125,11 @@ func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 	}
 	if err != nil {
 		d.mu.Unlock()
-		_ = c.Close()
+		if gopyro.CodeOf(err) == gopyro.CodeBusy {
+			go refuse(c, wire.BusyPrefix+fmt.Sprintf("daemon at its connection limit (%d)", d.cfg.MaxConns), d.cfg.TLS)
+		} else {
+			_ = c.Close()
+		}
 		return nil, err
 	}
 	if d.cfg.TLS != nil {
@@ -139,6 +145,32 @@ func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 	}
 	return cs, nil
 }
+
+// refuseTimeout bounds how long a refused connection is kept to deliver
+// its refusal.
+const refuseTimeout = time.Second
+
+// refuse tells the peer of c why it is refused, in a frame it can read
+// (over TLS when the daemon speaks TLS), then closes c. It keeps reading
+// (and discarding) for a moment after, so that the peer's first request
+// does not meet a reset before the refusal is read.
+func refuse(c net.Conn, msg string, cfg *tls.Config) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(refuseTimeout))
+	if cfg != nil {
+		c = tls.Server(c, cfg)
+	}
+	if _, err := c.Write(wire.RefusalFrame(msg)); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, refuseDrainLimit))
+}
+
+// refuseDrainLimit bounds what is read from a refused connection.
+const refuseDrainLimit = 1 << 20
 
 // connClosed forgets a closed connection: its calls' contexts are
 // cancelled, its streams start to linger and its session instances are

@@ -41,6 +41,9 @@ func (p *Proxy) transportError(cl *wire.Client, op string, t gopyro.URI, err err
 		ge.Err = nil
 		if msg, ok := strings.CutPrefix(se.Error(), wire.OversizePrefix); ok {
 			ge.Message = "request too large: " + msg
+		} else if msg, ok := strings.CutPrefix(se.Error(), wire.BusyPrefix); ok {
+			ge.Code = gopyro.CodeBusy
+			ge.Message = msg
 		} else {
 			ge.Message = "transport error from the peer: " + se.Error()
 		}

@@ -270,6 +270,11 @@ func (c *Client) read() {
 			return
 		}
 		seq := h.Seq()
+		if seq == 0 && h.MessageStatusType() == protocol.Error {
+			// The daemon refused the connection itself (RefusalFrame).
+			c.fail(ServiceError(rep.Meta[protocol.ServiceError]))
+			return
+		}
 		c.mu.Lock()
 		ch, ok := c.pending[seq]
 		delete(c.pending, seq)

@@ -259,6 +259,24 @@ func (g *GuardConn) rejectFrame(rem int64, cause error) {
 // size; the proxy turns such a reply into a gopyro.CodeProtocol error.
 const OversizePrefix = "gopyro: request refused: "
 
+// BusyPrefix starts the text of a connection refusal (sequence number 0):
+// the daemon is at its connection limit. The proxy turns it into a
+// gopyro.CodeBusy error.
+const BusyPrefix = "gopyro: busy: "
+
+// RefusalFrame is the frame a daemon writes on a connection it refuses
+// before closing it: an error reply with sequence number 0, which names no
+// request, carrying msg.
+func RefusalFrame(msg string) []byte {
+	res := protocol.NewMessage()
+	res.SetMessageType(protocol.Response)
+	res.SetSerializeType(protocol.SerializeNone)
+	res.SetMessageStatusType(protocol.Error)
+	res.ServicePath, res.ServiceMethod = ServicePath, ServiceMethod
+	res.Metadata = map[string]string{protocol.ServiceError: msg}
+	return res.Encode()
+}
+
 // Close closes the connection and runs the close hook once.
 func (g *GuardConn) Close() error {
 	err := g.Conn.Close()
