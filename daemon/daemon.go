@@ -98,7 +98,13 @@ type connState struct {
 
 	cmu     sync.Mutex
 	cancels map[uint64]context.CancelFunc // calls in flight by request seq; guarded by cmu
+
+	active atomic.Int64 // requests being served
 }
+
+// Busy reports that the connection has requests being served: it waits for
+// their replies and is not idle.
+func (cs *connState) Busy() bool { return cs.active.Load() > 0 }
 
 // track makes ctx cancellable by a Cancel call naming seq, until done runs.
 func (cs *connState) track(ctx context.Context, seq uint64) (context.Context, func()) {
@@ -153,7 +159,9 @@ func New(opts ...Option) (*Daemon, error) {
 	if cfg.Advertise != "" {
 		d.loc, _ = parseLocation(cfg.Advertise)
 	}
-	d.tr = rpcxserver.New(d, cfg.MaxMessageSize+wire.FrameOverhead)
+	d.tr = rpcxserver.New(d, cfg.MaxMessageSize+wire.FrameOverhead, &wire.ReadTimeouts{
+		Handshake: max(cfg.HandshakeTimeout, 0), Frame: max(cfg.FrameTimeout, 0), Idle: max(cfg.IdleTimeout, 0),
+	})
 	if err := d.add(gopyro.DaemonID, Single, reflect.ValueOf(&daemonObject{d: d}), nil, nil); err != nil {
 		return nil, err
 	}

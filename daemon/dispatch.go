@@ -22,6 +22,10 @@ func (d *Daemon) ServeRequest(req *wire.Request, w wire.ReplyWriter) {
 		enc.Scatter() // large []byte results go out as they are
 	}
 	cs, _ := req.Conn.(*connState)
+	if cs != nil {
+		cs.active.Add(1)
+		defer cs.active.Add(-1)
+	}
 	payload, err := d.call(req, cs, enc)
 	if req.Oneway {
 		if err != nil {

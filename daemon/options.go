@@ -13,8 +13,11 @@ import (
 
 // Default limits.
 const (
-	DefaultMaxInFlight = 1024
-	DefaultMaxConns    = 1024
+	DefaultMaxInFlight      = 1024
+	DefaultMaxConns         = 1024
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultFrameTimeout     = 30 * time.Second
+	DefaultIdleTimeout      = 5 * time.Minute
 )
 
 // Config holds a daemon's settings. The zero Config gives the defaults; the
@@ -43,6 +46,17 @@ type Config struct {
 	SendStacks bool
 	// Logger receives the daemon's log lines. Default: discard.
 	Logger *slog.Logger
+
+	// HandshakeTimeout bounds a new connection's TLS handshake and its
+	// whole first request. Default 10s; negative: no bound.
+	HandshakeTimeout time.Duration
+	// FrameTimeout bounds the arrival of each request once its first byte
+	// has come (a peer that trickles a frame holds its connection no
+	// longer). Default 30s; negative: no bound.
+	FrameTimeout time.Duration
+	// IdleTimeout closes a connection on which no request arrived for this
+	// long while none was being served. Default 5m; negative: never.
+	IdleTimeout time.Duration
 
 	// MaxStreams bounds the open streams (results of type iter.Seq or
 	// channel) per client connection. Default 64.
@@ -92,6 +106,15 @@ func WithStreamLinger(d time.Duration) Option { return func(c *Config) { c.Strea
 // WithStreamChunk sets [Config.StreamChunk].
 func WithStreamChunk(items int) Option { return func(c *Config) { c.StreamChunk = items } }
 
+// WithHandshakeTimeout sets [Config.HandshakeTimeout].
+func WithHandshakeTimeout(d time.Duration) Option { return func(c *Config) { c.HandshakeTimeout = d } }
+
+// WithFrameTimeout sets [Config.FrameTimeout].
+func WithFrameTimeout(d time.Duration) Option { return func(c *Config) { c.FrameTimeout = d } }
+
+// WithIdleTimeout sets [Config.IdleTimeout].
+func WithIdleTimeout(d time.Duration) Option { return func(c *Config) { c.IdleTimeout = d } }
+
 // WithLogger sets [Config.Logger].
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
 
@@ -107,6 +130,15 @@ func (c *Config) fill() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.FrameTimeout == 0 {
+		c.FrameTimeout = DefaultFrameTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams

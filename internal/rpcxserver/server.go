@@ -38,6 +38,7 @@ func Quiet() { quietOnce.Do(rpcxlog.SetDummyLogger) }
 type Server struct {
 	h        wire.Handler
 	maxFrame int64
+	timeouts *wire.ReadTimeouts
 	srv      *server.Server
 	ln       *chanListener
 
@@ -46,10 +47,11 @@ type Server struct {
 }
 
 // New returns a server that hands requests to h and refuses frames whose
-// body exceeds maxFrame bytes.
-func New(h wire.Handler, maxFrame int64) *Server {
+// body exceeds maxFrame bytes. Its reads are bounded by timeouts (nil: no
+// bounds), whose Busy is the tag's Busy method when it has one.
+func New(h wire.Handler, maxFrame int64, timeouts *wire.ReadTimeouts) *Server {
 	Quiet()
-	s := &Server{h: h, maxFrame: maxFrame, ln: newChanListener()}
+	s := &Server{h: h, maxFrame: maxFrame, timeouts: timeouts, ln: newChanListener()}
 	s.srv = server.NewServer()
 	s.srv.DisableHTTPGateway = true
 	s.srv.DisableJSONRPC = true
@@ -78,6 +80,13 @@ func (s *Server) ServeConn(c net.Conn, tag any, onClose func()) error {
 	})
 	gc := &conn{GuardConn: wire.NewGuardConn(c, s.maxFrame, onClose), tag: tag}
 	gc.ReplyOversize = true
+	if s.timeouts != nil {
+		t := *s.timeouts
+		if b, ok := tag.(interface{ Busy() bool }); ok {
+			t.Busy = b.Busy
+		}
+		gc.Timeouts = &t
+	}
 	select {
 	case s.ln.conns <- gc:
 		return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -45,10 +46,16 @@ type GuardConn struct {
 	max int64
 
 	// Read state; only touched by the reading goroutine.
-	hdr     [frameHeaderLen]byte
-	hdrN    int   // bytes of the current header seen so far
-	bodyRem int64 // body bytes still to pass through
-	err     error // sticky read error
+	hdr        [frameHeaderLen]byte
+	hdrN       int       // bytes of the current header seen so far
+	bodyRem    int64     // body bytes still to pass through
+	err        error     // sticky read error
+	frames     uint64    // frames read whole
+	frameStart time.Time // when the current frame began to arrive
+	created    time.Time
+
+	// Timeouts, when set (before first use), bound reads; see ReadTimeouts.
+	Timeouts *ReadTimeouts
 
 	// ReplyOversize makes the guard answer an oversized request itself:
 	// it writes an rpcx error reply for the frame's seq and discards up to
@@ -65,6 +72,37 @@ type GuardConn struct {
 	dmu         sync.Mutex // guards the write deadline against a late cancellation
 	writing     uint64     // numbers writes bounded by a context; guarded by dmu
 	deadlineSet bool       // a write deadline is set on Conn; guarded by dmu
+}
+
+// ReadTimeouts bound a daemon's reads, so that no peer holds a connection
+// without sending what it should. Zero turns a bound off.
+type ReadTimeouts struct {
+	// Handshake bounds the TLS handshake and the whole first frame, from
+	// the moment the connection was wrapped.
+	Handshake time.Duration
+	// Frame bounds each later frame, from its first byte to its last.
+	Frame time.Duration
+	// Idle closes a connection when no frame arrives for this long and
+	// Busy (if set) reports no call in flight.
+	Idle time.Duration
+	// Busy reports that the connection has calls in flight: it is then
+	// waiting for its replies, not idle.
+	Busy func() bool
+}
+
+// armRead sets the read deadline for the next read.
+func (g *GuardConn) armRead(mid bool) {
+	t := g.Timeouts
+	var dl time.Time
+	switch {
+	case g.frames == 0 && t.Handshake > 0:
+		dl = g.created.Add(t.Handshake)
+	case mid && t.Frame > 0:
+		dl = g.frameStart.Add(t.Frame)
+	case !mid && t.Idle > 0:
+		dl = time.Now().Add(t.Idle)
+	}
+	_ = g.Conn.SetReadDeadline(dl)
 }
 
 // Write writes p whole before any other frame is written.
@@ -179,7 +217,7 @@ const DrainLimit = 256 << 20
 // NewGuardConn wraps c; max is the largest body accepted in bytes (at least
 // 64). onClose, if not nil, runs once when the connection is closed.
 func NewGuardConn(c net.Conn, max int64, onClose func()) *GuardConn {
-	return &GuardConn{Conn: c, max: max, onClose: onClose}
+	return &GuardConn{Conn: c, max: max, onClose: onClose, created: time.Now()}
 }
 
 // Read implements net.Conn, checking frame headers in the data it returns.
@@ -187,14 +225,29 @@ func (g *GuardConn) Read(p []byte) (int, error) {
 	if g.err != nil {
 		return 0, g.err
 	}
-	n, err := g.Conn.Read(p)
-	if n > 0 {
-		if cerr := g.scan(p[:n]); cerr != nil {
-			g.err = cerr
-			return 0, cerr
+	for {
+		mid := g.hdrN > 0 || g.bodyRem > 0
+		if g.Timeouts != nil {
+			g.armRead(mid)
 		}
+		n, err := g.Conn.Read(p)
+		if n > 0 {
+			frames := g.frames
+			if cerr := g.scan(p[:n]); cerr != nil {
+				g.err = cerr
+				return 0, cerr
+			}
+			if (g.hdrN > 0 || g.bodyRem > 0) && (!mid || g.frames != frames) {
+				g.frameStart = time.Now() // a new frame began in this read
+			}
+			return n, err
+		}
+		if err != nil && g.Timeouts != nil && !mid && g.frames > 0 && errors.Is(err, os.ErrDeadlineExceeded) &&
+			g.Timeouts.Busy != nil && g.Timeouts.Busy() {
+			continue // quiet, but waiting for its calls' replies: not idle
+		}
+		return n, err
 	}
-	return n, err
 }
 
 // scan advances the frame parser over b.
@@ -204,6 +257,9 @@ func (g *GuardConn) scan(b []byte) error {
 			k := min(int64(len(b)), g.bodyRem)
 			g.bodyRem -= k
 			b = b[k:]
+			if g.bodyRem == 0 {
+				g.frames++
+			}
 			continue
 		}
 		k := copy(g.hdr[g.hdrN:], b)
@@ -231,6 +287,9 @@ func (g *GuardConn) scan(b []byte) error {
 		}
 		g.bodyRem = n
 		g.hdrN = 0
+		if n == 0 {
+			g.frames++
+		}
 	}
 	return nil
 }

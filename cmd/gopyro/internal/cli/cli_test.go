@@ -399,3 +399,20 @@ func TestBenchDaemonRSS(t *testing.T) {
 		t.Fatalf("rss = %+v", r)
 	}
 }
+
+// TestServerTimeoutFlags: every server's --help gives the connection
+// timeouts and their defaults (issue 11, item 1).
+func TestServerTimeoutFlags(t *testing.T) {
+	for _, cmd := range []string{"echo", "ns"} {
+		out, _, err := run(t, cmd, "--help")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"--handshake-timeout duration", "(default 10s)", "--frame-timeout duration", "(default 30s)",
+			"--idle-timeout duration", "(default 5m0s)"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s --help lacks %q:\n%s", cmd, want, out)
+			}
+		}
+	}
+}

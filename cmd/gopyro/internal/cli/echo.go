@@ -13,6 +13,7 @@ import (
 func echoCmd(e *env) *cobra.Command {
 	var host string
 	var port int
+	var daemonOpts func() []daemon.Option
 	cmd := &cobra.Command{
 		Use:   "echo",
 		Short: "Serve the echo test object (" + echoserver.ID + ")",
@@ -31,7 +32,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			d, err := daemon.New(daemon.WithLogger(e.log))
+			d, err := daemon.New(append(daemonOpts(), daemon.WithLogger(e.log))...)
 			if err != nil {
 				ln.Close()
 				return err
@@ -51,5 +52,6 @@ Example:
 	}
 	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address to bind")
 	cmd.Flags().IntVarP(&port, "port", "p", 0, "port to bind (0: any free port)")
+	daemonOpts = daemonFlags(cmd.Flags())
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 )
 
 func nsCmd(e *env) *cobra.Command {
+	var daemonOpts func() []daemon.Option
 	var (
 		host      string
 		port      int
@@ -60,7 +61,7 @@ name server or not writable is an error, never an empty start.`,
 			if err != nil {
 				return err
 			}
-			cfg := nameserver.Config{Store: st, AutoClean: autoclean, MDNS: mdns, Logger: e.log}
+			cfg := nameserver.Config{Store: st, AutoClean: autoclean, MDNS: mdns, Logger: e.log, DaemonOptions: daemonOpts()}
 			if token != "" {
 				cfg.DaemonOptions = append(cfg.DaemonOptions, daemon.WithToken(token))
 			}
@@ -89,6 +90,7 @@ name server or not writable is an error, never an empty start.`,
 	f.BoolVar(&mdns, "mdns", false, "advertise the name server over mDNS (multicast on the local network)")
 	f.DurationVar(&autoclean, "autoclean", 0, "remove registrations whose daemon has been unreachable this long (0: never)")
 	f.StringVar(&token, "token", "", "shared secret callers must present")
+	daemonOpts = daemonFlags(f)
 	return cmd
 }
 

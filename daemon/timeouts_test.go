@@ -1,0 +1,120 @@
+package daemon_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/daemon"
+	"github.com/gopyro/gopyro/internal/testutil"
+	"github.com/gopyro/gopyro/internal/wire"
+	"github.com/gopyro/gopyro/proxy"
+)
+
+// rawConns opens n TCP connections to u that send nothing.
+func rawConns(t *testing.T, u gopyro.URI, n int) []net.Conn {
+	t.Helper()
+	var cs []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", u.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// closedByPeer waits (bounded) until the daemon closes c.
+func closedByPeer(t *testing.T, c net.Conn, within time.Duration) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(within))
+	_, err := io.Copy(io.Discard, c) // EOF, or a reset: closed either way
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the daemon did not close the connection within %v: %v", within, err)
+	}
+}
+
+// TestSilentConnectionsFreeTheirSlots: connections that never send a
+// request do not hold the daemon's slots forever (issue 11, item 1).
+func TestSilentConnectionsFreeTheirSlots(t *testing.T) {
+	_, _, u := gateProxy(t, daemon.WithMaxConns(2), daemon.WithHandshakeTimeout(300*time.Millisecond))
+	for _, c := range rawConns(t, u, 2) {
+		closedByPeer(t, c, 5*time.Second)
+	}
+	p := newProxy(t, u)
+	testutil.WaitFor(t, 5*time.Second, "a good client was not served after the silent connections timed out", func() bool {
+		_, err := p.Call(t.Context(), "Quick")
+		return err == nil
+	})
+}
+
+// TestIdleConnectionClosed: a connection that made a call and then went
+// quiet is closed after the idle timeout; a proxy then redials.
+func TestIdleConnectionClosed(t *testing.T) {
+	_, _, u := gateProxy(t, daemon.WithIdleTimeout(300*time.Millisecond))
+	cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	sendRaw(t, cl, nil, []byte{0x90}) // one call, then silence
+	testutil.WaitFor(t, 5*time.Second, "an idle connection was not closed", cl.Broken)
+
+	p := newProxy(t, u)
+	if s, err := proxy.Call[string](t.Context(), p, "Quick"); err != nil || s != "quick" {
+		t.Fatalf("a new connection after an idle close: %q %v", s, err)
+	}
+}
+
+// TestBusyConnectionNotIdle: a call running longer than the idle timeout
+// keeps its connection: waiting for a reply is not idleness.
+func TestBusyConnectionNotIdle(t *testing.T) {
+	g, _, u := gateProxy(t, daemon.WithIdleTimeout(100*time.Millisecond))
+	p := newProxy(t, u)
+	f := p.Go(t.Context(), "Wait")
+	<-g.entered
+	time.AfterFunc(500*time.Millisecond, func() { close(g.release) })
+	res, err := f.Wait(t.Context())
+	if err != nil {
+		t.Fatalf("a call longer than the idle timeout: %v", err)
+	}
+	var s string
+	if err := res.Decode(&s); err != nil || s != "released" {
+		t.Fatalf("%q %v", s, err)
+	}
+}
+
+// TestTrickledFrameCut: a peer that sends a frame a byte at a time
+// (slowloris) is cut off after the frame timeout.
+func TestTrickledFrameCut(t *testing.T) {
+	_, _, u := gateProxy(t, daemon.WithFrameTimeout(300*time.Millisecond), daemon.WithHandshakeTimeout(300*time.Millisecond))
+	c := rawConns(t, u, 1)[0]
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		// A valid header start, then a byte every 50ms, forever.
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for _, b := range append([]byte{0x08, 0, 0, 0}, make([]byte, 1000)...) {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	closedByPeer(t, c, 5*time.Second)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("a trickled frame held its connection %v", took)
+	}
+}
