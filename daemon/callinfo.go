@@ -20,6 +20,8 @@ type CallInfo struct {
 	ConnID uint64
 	// Oneway reports that the caller does not wait for a reply.
 	Oneway bool
+
+	seq uint64 // the request's sequence number on its connection
 }
 
 type callInfoKey struct{}

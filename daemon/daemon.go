@@ -106,21 +106,22 @@ type connState struct {
 // their replies and is not idle.
 func (cs *connState) Busy() bool { return cs.active.Load() > 0 }
 
-// track makes ctx cancellable by a Cancel call naming seq, until done runs.
-func (cs *connState) track(ctx context.Context, seq uint64) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
+// track lets a Cancel call naming seq run cancel, until untrack.
+func (cs *connState) track(seq uint64, cancel context.CancelFunc) {
 	cs.cmu.Lock()
 	if cs.cancels == nil {
 		cs.cancels = map[uint64]context.CancelFunc{}
 	}
 	cs.cancels[seq] = cancel
 	cs.cmu.Unlock()
-	return ctx, func() {
-		cs.cmu.Lock()
-		delete(cs.cancels, seq)
-		cs.cmu.Unlock()
-		cancel()
-	}
+}
+
+// untrack ends what track began, and cancels.
+func (cs *connState) untrack(seq uint64, cancel context.CancelFunc) {
+	cs.cmu.Lock()
+	delete(cs.cancels, seq)
+	cs.cmu.Unlock()
+	cancel()
 }
 
 // cancelCall cancels the call in flight with request seq, if there is one.

@@ -95,15 +95,10 @@ func (d *Daemon) call(req *wire.Request, cs *connState, enc *wire.Encoder) ([]by
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
-	if cs != nil && !req.Oneway && req.Seq != 0 {
-		var done func()
-		ctx, done = cs.track(ctx, req.Seq) // the caller may cancel it
-		defer done()
-	}
 	if cs != nil && objID == gopyro.DaemonID {
 		ctx = context.WithValue(ctx, connKey{}, cs) // for Cancel
 	}
-	info := CallInfo{ObjectID: objID, Method: name, CorrelationID: req.Correlation, Oneway: req.Oneway}
+	info := CallInfo{ObjectID: objID, Method: name, CorrelationID: req.Correlation, Oneway: req.Oneway, seq: req.Seq}
 	if cs != nil {
 		info.RemoteAddr = cs.conn.RemoteAddr()
 		info.ConnID = cs.id
@@ -198,6 +193,12 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 	var endStreams context.CancelFunc
 	if m.streams {
 		mctx, endStreams = context.WithCancel(d.ctx)
+	} else if m.ctx && cs != nil && !info.Oneway && info.seq != 0 {
+		// Only a method that takes a context can see its caller cancel.
+		var cancel context.CancelFunc
+		mctx, cancel = context.WithCancel(mctx)
+		cs.track(info.seq, cancel)
+		defer cs.untrack(info.seq, cancel)
 	}
 	if m.ctx || m.streams {
 		mctx = context.WithValue(mctx, callInfoKey{}, &info)
