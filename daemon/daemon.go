@@ -162,7 +162,7 @@ func New(opts ...Option) (*Daemon, error) {
 	}
 	d.tr = rpcxserver.New(d, cfg.MaxMessageSize+wire.FrameOverhead, &wire.ReadTimeouts{
 		Handshake: max(cfg.HandshakeTimeout, 0), Frame: max(cfg.FrameTimeout, 0), Idle: max(cfg.IdleTimeout, 0),
-	})
+	}, max(cfg.WriteTimeout, 0))
 	if err := d.add(gopyro.DaemonID, Single, reflect.ValueOf(&daemonObject{d: d}), nil, nil); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultFrameTimeout     = 30 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultWriteTimeout     = 30 * time.Second
 )
 
 // Config holds a daemon's settings. The zero Config gives the defaults; the
@@ -57,6 +58,11 @@ type Config struct {
 	// IdleTimeout closes a connection on which no request arrived for this
 	// long while none was being served. Default 5m; negative: never.
 	IdleTimeout time.Duration
+	// WriteTimeout bounds each write of a reply: a client that does not
+	// take a reply within it (it stopped reading) is disconnected, so its
+	// replies neither pile up in memory nor hold goroutines. Default 30s;
+	// negative: no bound.
+	WriteTimeout time.Duration
 
 	// MaxStreams bounds the open streams (results of type iter.Seq or
 	// channel) per client connection. Default 64.
@@ -115,6 +121,9 @@ func WithFrameTimeout(d time.Duration) Option { return func(c *Config) { c.Frame
 // WithIdleTimeout sets [Config.IdleTimeout].
 func WithIdleTimeout(d time.Duration) Option { return func(c *Config) { c.IdleTimeout = d } }
 
+// WithWriteTimeout sets [Config.WriteTimeout].
+func WithWriteTimeout(d time.Duration) Option { return func(c *Config) { c.WriteTimeout = d } }
+
 // WithLogger sets [Config.Logger].
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
 
@@ -139,6 +148,9 @@ func (c *Config) fill() error {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams

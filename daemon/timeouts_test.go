@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -117,4 +118,57 @@ func TestTrickledFrameCut(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("a trickled frame held its connection %v", took)
 	}
+}
+
+// Blob returns n bytes: large replies from small requests.
+type Blob struct{}
+
+func (Blob) Get(n int) []byte { return make([]byte, n) }
+
+// TestClientThatStopsReading: a client that sends requests and never reads
+// the replies is disconnected after the write timeout, instead of its
+// replies piling up behind blocked writes (issue 11, items 2 and 3).
+func TestClientThatStopsReading(t *testing.T) {
+	d := testutil.Serve(t, daemon.WithWriteTimeout(300*time.Millisecond))
+	u, err := d.Register(Blob{}, daemon.WithID("blob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", u.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deaf := deafConn{Conn: c, stop: make(chan struct{})}
+	defer close(deaf.stop)
+	cl := wire.NewClient(deaf, 64<<20) // writes frames; never reads a byte
+	defer cl.Close()
+	args, _ := wire.EncodeArray(1 << 20)
+	meta := map[string]string{wire.MetaObject: "blob", wire.MetaMethod: "Get", wire.MetaOneway: ""}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for range 64 { // 64 MiB of replies: far beyond the socket buffers
+		go cl.Send(ctx, wire.Call{Meta: meta, Payload: [][]byte{args}})
+	}
+	// The daemon must give up on this client (writes to it then fail),
+	// and go on serving others.
+	probe := map[string]string{wire.MetaObject: gopyro.DaemonID, wire.MetaMethod: wire.MethodPing, wire.MetaOneway: "1"}
+	testutil.WaitFor(t, 10*time.Second, "a client that stopped reading was not disconnected", func() bool {
+		_, err := cl.Send(ctx, wire.Call{Meta: probe, Payload: [][]byte{{0x90}}, Oneway: true})
+		return err != nil
+	})
+	p := newProxy(t, u)
+	if _, err := proxy.Call[[]byte](t.Context(), p, "Get", 10); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deafConn never reads: its Read blocks until stop is closed.
+type deafConn struct {
+	net.Conn
+	stop chan struct{}
+}
+
+func (d deafConn) Read([]byte) (int, error) {
+	<-d.stop
+	return 0, io.EOF
 }

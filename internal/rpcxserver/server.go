@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 
 	rpcxlog "github.com/smallnest/rpcx/log"
 	"github.com/smallnest/rpcx/protocol"
@@ -36,11 +37,12 @@ func Quiet() { quietOnce.Do(rpcxlog.SetDummyLogger) }
 
 // Server serves rpcx frames on the connections given to [Server.ServeConn].
 type Server struct {
-	h        wire.Handler
-	maxFrame int64
-	timeouts *wire.ReadTimeouts
-	srv      *server.Server
-	ln       *chanListener
+	h            wire.Handler
+	maxFrame     int64
+	timeouts     *wire.ReadTimeouts
+	writeTimeout time.Duration
+	srv          *server.Server
+	ln           *chanListener
 
 	startOnce sync.Once
 	wg        sync.WaitGroup // the ServeListener goroutine
@@ -49,9 +51,10 @@ type Server struct {
 // New returns a server that hands requests to h and refuses frames whose
 // body exceeds maxFrame bytes. Its reads are bounded by timeouts (nil: no
 // bounds), whose Busy is the tag's Busy method when it has one.
-func New(h wire.Handler, maxFrame int64, timeouts *wire.ReadTimeouts) *Server {
+// writeTimeout (0: none) bounds every write of a reply.
+func New(h wire.Handler, maxFrame int64, timeouts *wire.ReadTimeouts, writeTimeout time.Duration) *Server {
 	Quiet()
-	s := &Server{h: h, maxFrame: maxFrame, timeouts: timeouts, ln: newChanListener()}
+	s := &Server{h: h, maxFrame: maxFrame, timeouts: timeouts, writeTimeout: writeTimeout, ln: newChanListener()}
 	s.srv = server.NewServer()
 	s.srv.DisableHTTPGateway = true
 	s.srv.DisableJSONRPC = true
@@ -80,6 +83,7 @@ func (s *Server) ServeConn(c net.Conn, tag any, onClose func()) error {
 	})
 	gc := &conn{GuardConn: wire.NewGuardConn(c, s.maxFrame, onClose), tag: tag}
 	gc.ReplyOversize = true
+	gc.WriteTimeout = s.writeTimeout
 	if s.timeouts != nil {
 		t := *s.timeouts
 		if b, ok := tag.(interface{ Busy() bool }); ok {

@@ -56,6 +56,11 @@ type GuardConn struct {
 
 	// Timeouts, when set (before first use), bound reads; see ReadTimeouts.
 	Timeouts *ReadTimeouts
+	// WriteTimeout, when positive (set before first use), bounds every
+	// Write and WriteReply: a peer that does not take a frame within it is
+	// dropped (the connection is closed), so that replies to a client that
+	// stopped reading neither pile up nor hold their goroutines.
+	WriteTimeout time.Duration
 
 	// ReplyOversize makes the guard answer an oversized request itself:
 	// it writes an rpcx error reply for the frame's seq and discards up to
@@ -109,7 +114,25 @@ func (g *GuardConn) armRead(mid bool) {
 func (g *GuardConn) Write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
-	return g.Conn.Write(p)
+	g.armWrite()
+	n, err := g.Conn.Write(p)
+	g.wrote(err)
+	return n, err
+}
+
+// armWrite sets the write deadline of the next write; called with wmu.
+func (g *GuardConn) armWrite() {
+	if g.WriteTimeout > 0 {
+		_ = g.Conn.SetWriteDeadline(time.Now().Add(g.WriteTimeout))
+	}
+}
+
+// wrote drops the connection after a write that timed out: a partial
+// frame may be on it, and its peer is not reading.
+func (g *GuardConn) wrote(err error) {
+	if err != nil && g.WriteTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = g.Conn.Close()
+	}
 }
 
 // WriteReply writes the reply to req with the payload pieces as its body,
@@ -131,7 +154,9 @@ func (g *GuardConn) WriteReply(req *protocol.Message, payload ...[]byte) error {
 func (g *GuardConn) writeBuffers(bufs net.Buffers) error {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
+	g.armWrite()
 	_, err := bufs.WriteTo(g.Conn)
+	g.wrote(err)
 	return err
 }
 

@@ -409,7 +409,7 @@ func TestServerTimeoutFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{"--handshake-timeout duration", "(default 10s)", "--frame-timeout duration", "(default 30s)",
-			"--idle-timeout duration", "(default 5m0s)"} {
+			"--idle-timeout duration", "(default 5m0s)", "--write-timeout duration"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s --help lacks %q:\n%s", cmd, want, out)
 			}
