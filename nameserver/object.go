@@ -1,8 +1,10 @@
 package nameserver
 
 import (
+	"context"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 
@@ -41,12 +43,36 @@ func (o *object) Register(name, uri string, safe bool, metadata []string) error 
 	if name == o.self {
 		return invalid("%s is the name server's own name", name)
 	}
-	for _, tag := range metadata {
+	if err := checkTags(metadata); err != nil {
+		return err
+	}
+	return o.store.Put(Entry{Name: name, URI: u.String(), Metadata: dedupe(metadata)}, safe)
+}
+
+// Bounds on what one call may make the name server do.
+const (
+	// MaxTags bounds the tags of a registration and of a yplookup query.
+	MaxTags = 64
+	// maxRegexLen and maxRegexInsts bound a list or remove pattern, as
+	// written and as compiled (x{1000}{1000} is short but huge).
+	maxRegexLen   = 1024
+	maxRegexInsts = 10_000
+	// ctxCheckEvery is how many registrations a scan handles between
+	// checks that its caller is still there.
+	ctxCheckEvery = 1024
+)
+
+// checkTags validates a list of tags.
+func checkTags(tags []string) error {
+	if len(tags) > MaxTags {
+		return invalid("%d tags (the limit is %d)", len(tags), MaxTags)
+	}
+	for _, tag := range tags {
 		if err := gopyro.ValidateName(tag); err != nil {
 			return err
 		}
 	}
-	return o.store.Put(Entry{Name: name, URI: u.String(), Metadata: dedupe(metadata)}, safe)
+	return nil
 }
 
 func dedupe(tags []string) []string {
@@ -77,8 +103,8 @@ func (o *object) get(name string) (Entry, error) {
 
 // List returns the registrations whose names start with prefix and match
 // regex (both optional), as name -> URI.
-func (o *object) List(prefix, regex string) (map[string]string, error) {
-	return uriMap(o.ListEntries(prefix, regex))
+func (o *object) List(ctx context.Context, prefix, regex string) (map[string]string, error) {
+	return uriMap(o.ListEntries(ctx, prefix, regex))
 }
 
 // uriMap turns entries into name -> URI, as Pyro's list and yplookup answer.
@@ -94,18 +120,27 @@ func uriMap(es []Entry, err error) (map[string]string, error) {
 }
 
 // ListEntries is List with metadata, sorted by name.
-func (o *object) ListEntries(prefix, regex string) ([]Entry, error) {
+func (o *object) ListEntries(ctx context.Context, prefix, regex string) ([]Entry, error) {
 	match, err := matcher(prefix, regex)
 	if err != nil {
 		return nil, err
 	}
+	return o.scan(ctx, func(e Entry) bool { return match(e.Name) })
+}
+
+// scan returns the registrations keep accepts, giving up when ctx ends
+// (its caller left or its deadline passed).
+func (o *object) scan(ctx context.Context, keep func(Entry) bool) ([]Entry, error) {
 	all, err := o.store.All()
 	if err != nil {
 		return nil, err
 	}
 	out := []Entry{}
-	for _, e := range all {
-		if match(e.Name) {
+	for i, e := range all {
+		if i%ctxCheckEvery == ctxCheckEvery-1 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if keep(e) {
 			out = append(out, e)
 		}
 	}
@@ -115,9 +150,23 @@ func (o *object) ListEntries(prefix, regex string) ([]Entry, error) {
 func matcher(prefix, regex string) (func(string) bool, error) {
 	var re *regexp.Regexp
 	if regex != "" {
-		var err error
-		if re, err = regexp.Compile("^(?:" + regex + ")$"); err != nil {
-			return nil, invalid("invalid regex %q: %v", regex, err)
+		if len(regex) > maxRegexLen {
+			return nil, invalid("regex of %d bytes (the limit is %d)", len(regex), maxRegexLen)
+		}
+		full := "^(?:" + regex + ")$"
+		parsed, err := syntax.Parse(full, syntax.Perl)
+		if err != nil {
+			return nil, invalid("invalid regex %s: %v", gopyro.Clip(regex), err)
+		}
+		prog, err := syntax.Compile(parsed.Simplify())
+		if err != nil {
+			return nil, invalid("invalid regex %s: %v", gopyro.Clip(regex), err)
+		}
+		if len(prog.Inst) > maxRegexInsts {
+			return nil, invalid("regex %s is too complex (%d instructions, the limit is %d)", gopyro.Clip(regex), len(prog.Inst), maxRegexInsts)
+		}
+		if re, err = regexp.Compile(full); err != nil {
+			return nil, invalid("invalid regex %s: %v", gopyro.Clip(regex), err)
 		}
 	}
 	return func(name string) bool {
@@ -128,26 +177,21 @@ func matcher(prefix, regex string) (func(string) bool, error) {
 // YPLookup returns the registrations (name -> URI) carrying every tag of
 // all and at least one tag of anyOf (each test skipped when its list is
 // empty; both empty is an error).
-func (o *object) YPLookup(all, anyOf []string) (map[string]string, error) {
-	return uriMap(o.YPLookupEntries(all, anyOf))
+func (o *object) YPLookup(ctx context.Context, all, anyOf []string) (map[string]string, error) {
+	return uriMap(o.YPLookupEntries(ctx, all, anyOf))
 }
 
 // YPLookupEntries is YPLookup with metadata, sorted by name.
-func (o *object) YPLookupEntries(all, anyOf []string) ([]Entry, error) {
+func (o *object) YPLookupEntries(ctx context.Context, all, anyOf []string) ([]Entry, error) {
 	if len(all) == 0 && len(anyOf) == 0 {
 		return nil, invalid("yplookup needs at least one tag")
 	}
-	es, err := o.store.All()
-	if err != nil {
-		return nil, err
+	if len(all)+len(anyOf) > MaxTags {
+		return nil, invalid("yplookup with %d tags (the limit is %d)", len(all)+len(anyOf), MaxTags)
 	}
-	out := []Entry{}
-	for _, e := range es {
-		if hasAll(e.Metadata, all) && (len(anyOf) == 0 || slices.ContainsFunc(anyOf, func(t string) bool { return slices.Contains(e.Metadata, t) })) {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return o.scan(ctx, func(e Entry) bool {
+		return hasAll(e.Metadata, all) && (len(anyOf) == 0 || slices.ContainsFunc(anyOf, func(t string) bool { return slices.Contains(e.Metadata, t) }))
+	})
 }
 
 func hasAll(have, want []string) bool {
@@ -178,7 +222,7 @@ func (o *object) Remove(name, prefix, regex string) (int, error) {
 		}
 		return o.store.Delete(name)
 	}
-	es, err := o.ListEntries(prefix, regex)
+	es, err := o.ListEntries(context.Background(), prefix, regex) // a removal, once begun, completes
 	if err != nil {
 		return 0, err
 	}
@@ -197,10 +241,8 @@ func (o *object) SetMetadata(name string, metadata []string) error {
 	if err != nil {
 		return err
 	}
-	for _, tag := range metadata {
-		if err := gopyro.ValidateName(tag); err != nil {
-			return err
-		}
+	if err := checkTags(metadata); err != nil {
+		return err
 	}
 	e.Metadata = dedupe(metadata)
 	return o.store.Put(e, false)
