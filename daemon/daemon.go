@@ -74,6 +74,9 @@ type Daemon struct {
 	closed   bool                       // guarded by mu
 	active   int                        // calls running now; guarded by mu
 	drained  chan struct{}
+
+	// Repeated warnings, each written at most once a second.
+	dropLog, refuseLog, acceptLog rateLog
 }
 
 // entry is one registered object.

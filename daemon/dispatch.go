@@ -70,7 +70,7 @@ func (d *Daemon) call(req *wire.Request, cs *connState, enc *wire.Encoder) ([]by
 		return fail(gopyro.CodeClosed, "daemon is shutting down")
 	case errBusy:
 		if req.Oneway {
-			d.cfg.Logger.Warn("daemon: in-flight limit reached; dropping oneway call", "object", objID, "method", name)
+			d.dropLog.warn(d.cfg.Logger, "daemon: in-flight limit reached; dropping oneway call", "object", gopyro.Clip(objID), "method", gopyro.Clip(name))
 		}
 		return fail(gopyro.CodeBusy, "daemon has %d calls in flight (its limit)", d.cfg.MaxInFlight)
 	}

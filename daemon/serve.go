@@ -69,7 +69,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			if isTemporary(err) {
 				delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
-				d.cfg.Logger.Warn("daemon: accept failed; retrying", "err", err, "in", delay)
+				d.acceptLog.warn(d.cfg.Logger, "daemon: accept failed; retrying", "err", err, "in", delay)
 				select {
 				case <-time.After(delay):
 					continue
@@ -120,7 +120,7 @@ func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 		err = d.fail("serve", gopyro.CodeClosed, "daemon is closed")
 	case len(d.conns) >= d.cfg.MaxConns:
 		err = d.fail("serve", gopyro.CodeBusy, "daemon at its connection limit (%d)", d.cfg.MaxConns)
-		d.cfg.Logger.Warn("daemon: connection limit reached; closing new connection",
+		d.refuseLog.warn(d.cfg.Logger, "daemon: connection limit reached; refusing new connection",
 			"limit", d.cfg.MaxConns, "remote", c.RemoteAddr().String())
 	}
 	if err != nil {
