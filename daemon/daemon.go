@@ -60,20 +60,24 @@ type Daemon struct {
 	ready    chan struct{}
 	nextConn atomic.Uint64
 
-	mu       sync.RWMutex
-	objects  map[string]*entry          // guarded by mu
-	types    map[reflect.Type]*typeInfo // guarded by mu
-	conns    map[*connState]struct{}    // open connections; guarded by mu
-	streams  map[string]*stream         // open streams by id; guarded by mu
-	owned    map[uint64]int             // open streams per connection id; guarded by mu
-	byInst   map[any]string             // registered Single pointer instances to their ids; guarded by mu
-	loc      location                   // advertised location; guarded by mu
-	ln       net.Listener               // guarded by mu
-	serving  bool                       // guarded by mu
-	draining bool                       // guarded by mu: Shutdown or Close began
-	closed   bool                       // guarded by mu
-	active   int                        // calls running now; guarded by mu
-	drained  chan struct{}
+	mu      sync.RWMutex
+	objects map[string]*entry          // guarded by mu
+	types   map[reflect.Type]*typeInfo // guarded by mu
+	conns   map[*connState]struct{}    // open connections; guarded by mu
+	streams map[string]*stream         // open streams by id; guarded by mu
+	owned   map[uint64]int             // open streams per connection id; guarded by mu
+	byInst  map[any]string             // registered Single pointer instances to their ids; guarded by mu
+	loc     location                   // advertised location; guarded by mu
+	ln      net.Listener               // guarded by mu
+	serving bool                       // guarded by mu
+	closed  bool                       // guarded by mu
+
+	// In-flight accounting, without the lock: calls on different objects
+	// and connections do not serialise on it.
+	draining  atomic.Bool  // Shutdown or Close began
+	active    atomic.Int64 // calls running now
+	drained   chan struct{}
+	drainOnce sync.Once // closes drained
 
 	// Repeated warnings, each written at most once a second.
 	dropLog, refuseLog, acceptLog rateLog

@@ -37,7 +37,7 @@ const maxAcceptDelay = time.Second
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	d.mu.Lock()
 	switch {
-	case d.closed || d.draining:
+	case d.closed || d.draining.Load():
 		d.mu.Unlock()
 		return d.fail("serve", gopyro.CodeClosed, "daemon is closed")
 	case d.serving:
@@ -116,7 +116,7 @@ func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 	d.mu.Lock()
 	var err error
 	switch {
-	case d.draining:
+	case d.draining.Load():
 		err = d.fail("serve", gopyro.CodeClosed, "daemon is closed")
 	case len(d.conns) >= d.cfg.MaxConns:
 		err = d.fail("serve", gopyro.CodeBusy, "daemon at its connection limit (%d)", d.cfg.MaxConns)
@@ -194,10 +194,14 @@ func (d *Daemon) connClosed(cs *connState) {
 }
 
 // stopping reports that Shutdown or Close began.
-func (d *Daemon) stopping() bool {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.draining
+func (d *Daemon) stopping() bool { return d.draining.Load() }
+
+// drain marks the daemon draining; drained closes once no call runs.
+func (d *Daemon) drain() {
+	d.draining.Store(true)
+	if d.active.Load() == 0 {
+		d.drainOnce.Do(func() { close(d.drained) })
+	}
 }
 
 // Shutdown stops accepting connections and new calls, waits until the
@@ -206,13 +210,9 @@ func (d *Daemon) stopping() bool {
 // anyway and returns a *gopyro.Error with CodeTimeout (or CodeCanceled)
 // that wraps ctx's error.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.drain()
 	d.mu.Lock()
-	first := !d.draining
-	d.draining = true
 	ln := d.ln
-	if first && d.active == 0 {
-		close(d.drained)
-	}
 	d.mu.Unlock()
 	if ln != nil {
 		_ = ln.Close()
@@ -240,12 +240,7 @@ func (d *Daemon) Close() error {
 		return nil
 	}
 	d.closed = true
-	if !d.draining {
-		d.draining = true
-		if d.active == 0 {
-			close(d.drained)
-		}
-	}
+	d.drain()
 	ln := d.ln
 	conns := make([]net.Conn, 0, len(d.conns))
 	for cs := range d.conns {
@@ -273,15 +268,17 @@ func ignoreClosed(err error) error {
 
 // begin counts a call in, for the in-flight limit and for draining.
 func (d *Daemon) begin() beginResult {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch {
-	case d.draining:
+	if d.draining.Load() {
 		return errDraining
-	case d.active >= d.cfg.MaxInFlight:
+	}
+	if d.active.Add(1) > int64(d.cfg.MaxInFlight) {
+		d.end()
 		return errBusy
 	}
-	d.active++
+	if d.draining.Load() { // Shutdown began meanwhile: it may have seen no call
+		d.end()
+		return errDraining
+	}
 	return begun
 }
 
@@ -293,11 +290,9 @@ const (
 	errBusy
 )
 
+// end counts a call out.
 func (d *Daemon) end() {
-	d.mu.Lock()
-	d.active--
-	if d.active == 0 && d.draining {
-		close(d.drained)
+	if d.active.Add(-1) == 0 && d.draining.Load() {
+		d.drainOnce.Do(func() { close(d.drained) })
 	}
-	d.mu.Unlock()
 }
