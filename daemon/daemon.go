@@ -79,6 +79,8 @@ type Daemon struct {
 	drained   chan struct{}
 	drainOnce sync.Once // closes drained
 
+	refusing sync.WaitGroup // goroutines telling refused connections why
+
 	// Repeated warnings, each written at most once a second.
 	dropLog, refuseLog, acceptLog rateLog
 }

@@ -158,12 +158,9 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 		return nil, &gopyro.Error{Code: code, Op: "call " + opName, URI: objID, Message: fmt.Sprintf(format, args...)}
 	}
 	m := e.info.byName[name]
-	if m == nil && len(name) > gopyro.MaxNameLen { // a batch's method name
-		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "call", URI: objID,
-			Message: fmt.Sprintf("object %q has no method %s", objID, gopyro.Clip(name))}
-	}
 	if m == nil {
-		return fail(gopyro.CodeNotFound, "object %q has no method %q (it has: %s)", objID, name, strings.Join(e.info.names(), ", "))
+		opName = gopyro.Clip(name) // a batch's method names are not bounded before here
+		return fail(gopyro.CodeNotFound, "object %q has no method %s (it has: %s)", objID, gopyro.Clip(name), strings.Join(e.info.names(), ", "))
 	}
 	opName = m.name
 	if err := wire.Validate(payload); err != nil {

@@ -31,19 +31,13 @@ func init() {
 }
 
 // Ref returns a reference to obj, registering it first (with opts) if it
-// is not registered yet. obj must be a pointer so that it can be found
+// is not registered yet ([Daemon.Register] returns the URI of a value
+// already registered). obj must be a pointer so that it can be found
 // again.
 func (d *Daemon) Ref(obj any, opts ...RegisterOption) (Ref, error) {
 	v := reflect.ValueOf(obj)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return Ref{}, d.fail("ref", gopyro.CodeInvalid, "a reference needs a non-nil pointer, not %T", obj)
-	}
-	d.mu.RLock()
-	id, ok := d.byInst[obj]
-	d.mu.RUnlock()
-	if ok {
-		u, err := d.URI(id)
-		return Ref{URI: u}, err
 	}
 	u, err := d.Register(obj, opts...)
 	return Ref{URI: u}, err

@@ -84,8 +84,7 @@ func (d *Daemon) register(t reflect.Type, mode InstanceMode, inst reflect.Value,
 	case d.closed:
 		return gopyro.URI{}, d.fail(op, gopyro.CodeClosed, "daemon is closed")
 	case d.loc.port == 0:
-		return gopyro.URI{}, d.fail(op, gopyro.CodeInvalid,
-			"the daemon's address is not known yet: register once Serve has started (after Ready), or set WithAdvertise")
+		return gopyro.URI{}, d.errNoAddress(op)
 	}
 	if rc.id != "" {
 		if err := gopyro.ValidateName(rc.id); err != nil {
@@ -242,9 +241,15 @@ func (d *Daemon) URI(id string) (gopyro.URI, error) {
 		return gopyro.URI{}, d.fail("uri", gopyro.CodeNotFound, "no object %q", id)
 	}
 	if d.loc.port == 0 {
-		return gopyro.URI{}, d.fail("uri", gopyro.CodeInvalid, "the daemon's address is not known yet: wait for Ready, or set WithAdvertise")
+		return gopyro.URI{}, d.errNoAddress("uri")
 	}
 	return d.uriLocked(id), nil
+}
+
+// errNoAddress says why no URI can be made yet.
+func (d *Daemon) errNoAddress(op string) *gopyro.Error {
+	return d.fail(op, gopyro.CodeInvalid,
+		"the daemon's address is not known yet: wait until Serve has started (Ready is closed), or set WithAdvertise")
 }
 
 // uriLocked makes the URI of id; the location must be known.

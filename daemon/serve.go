@@ -64,7 +64,7 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if d.stopping() {
+			if d.draining.Load() {
 				return nil
 			}
 			if isTemporary(err) {
@@ -114,7 +114,7 @@ func (d *Daemon) ServeConn(ctx context.Context, c net.Conn) error {
 // serveConn admits c and hands it to the transport.
 func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 	d.mu.Lock()
-	var err error
+	var err *gopyro.Error
 	switch {
 	case d.draining.Load():
 		err = d.fail("serve", gopyro.CodeClosed, "daemon is closed")
@@ -124,9 +124,16 @@ func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 			"limit", d.cfg.MaxConns, "remote", c.RemoteAddr().String())
 	}
 	if err != nil {
+		busy := err.Code == gopyro.CodeBusy
+		if busy {
+			d.refusing.Add(1) // under mu: Close waits only after it took mu
+		}
 		d.mu.Unlock()
-		if gopyro.CodeOf(err) == gopyro.CodeBusy {
-			go refuse(c, wire.BusyPrefix+fmt.Sprintf("daemon at its connection limit (%d)", d.cfg.MaxConns), d.cfg.TLS)
+		if busy {
+			go func() {
+				defer d.refusing.Done()
+				d.refuse(c, wire.BusyPrefix+err.Message)
+			}()
 		} else {
 			_ = c.Close()
 		}
@@ -153,12 +160,14 @@ const refuseTimeout = time.Second
 // refuse tells the peer of c why it is refused, in a frame it can read
 // (over TLS when the daemon speaks TLS), then closes c. It keeps reading
 // (and discarding) for a moment after, so that the peer's first request
-// does not meet a reset before the refusal is read.
-func refuse(c net.Conn, msg string, cfg *tls.Config) {
+// does not meet a reset before the refusal is read. Close cuts it short.
+func (d *Daemon) refuse(c net.Conn, msg string) {
 	defer c.Close()
+	stop := context.AfterFunc(d.ctx, func() { _ = c.Close() })
+	defer stop()
 	_ = c.SetDeadline(time.Now().Add(refuseTimeout))
-	if cfg != nil {
-		c = tls.Server(c, cfg)
+	if d.cfg.TLS != nil {
+		c = tls.Server(c, d.cfg.TLS)
 	}
 	if _, err := c.Write(wire.RefusalFrame(msg)); err != nil {
 		return
@@ -192,9 +201,6 @@ func (d *Daemon) connClosed(cs *connState) {
 	}
 	close(cs.done)
 }
-
-// stopping reports that Shutdown or Close began.
-func (d *Daemon) stopping() bool { return d.draining.Load() }
 
 // drain marks the daemon draining; drained closes once no call runs.
 func (d *Daemon) drain() {
@@ -256,6 +262,7 @@ func (d *Daemon) Close() error {
 	for _, c := range conns {
 		_ = c.Close()
 	}
+	d.refusing.Wait() // d.cancel above ends them
 	return errors.Join(err, d.tr.Close())
 }
 

@@ -172,3 +172,40 @@ func (d deafConn) Read([]byte) (int, error) {
 	<-d.stop
 	return 0, io.EOF
 }
+
+// TestCloseEndsRefusals: the goroutine that tells a refused connection why
+// is owned by the daemon: Close ends it (and its connection) at once.
+func TestCloseEndsRefusals(t *testing.T) {
+	d := testutil.Serve(t, daemon.WithMaxConns(1))
+	u, err := d.Register(Blob{}, daemon.WithID("blob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u)
+	if err := p.Ping(t.Context()); err != nil { // holds the one slot
+		t.Fatal(err)
+	}
+	c := rawConns(t, u, 1)[0]
+	// Read the refusal frame's header: the refusing goroutine is now
+	// waiting for this peer to go away.
+	if _, err := io.ReadFull(c, make([]byte, 16)); err != nil {
+		t.Fatal(err)
+	}
+	// The refusal half-closed the daemon's side; while the goroutine runs
+	// it still reads (and discards) what this peer writes. Once it has
+	// ended, writes here fail (the daemon's side is gone).
+	d.Close()
+	deadline := time.Now().Add(refuseCut)
+	for {
+		if _, err := c.Write(make([]byte, 1024)); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused connection was still read %v after Close", refuseCut)
+		}
+		time.Sleep(time.Millisecond) // let the RST arrive
+	}
+}
+
+// refuseCut is well under the daemon's one-second refusal bound.
+const refuseCut = 500 * time.Millisecond
