@@ -81,6 +81,15 @@ type Daemon struct {
 
 	refusing sync.WaitGroup // goroutines telling refused connections why
 
+	budget *wire.Budget // bytes of requests and replies in flight
+
+	// Oneway calls over the in-flight limit wait for a slot: end wakes
+	// them by closing slotFreed (then replaced) while any wait.
+	waiters   atomic.Int32
+	slotMu    sync.Mutex
+	slotFreed chan struct{} // guarded by slotMu
+	dropped   atomic.Uint64 // oneway calls dropped (Config.DropOneway)
+
 	// Repeated warnings, each written at most once a second.
 	dropLog, refuseLog, acceptLog rateLog
 }
@@ -164,14 +173,24 @@ func New(opts ...Option) (*Daemon, error) {
 		owned:   map[uint64]int{},
 		byInst:  map[any]string{},
 		drained: make(chan struct{}),
+
+		slotFreed: make(chan struct{}),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if cfg.Advertise != "" {
 		d.loc, _ = parseLocation(cfg.Advertise)
 	}
-	d.tr = rpcxserver.New(d, cfg.MaxMessageSize+wire.FrameOverhead, &wire.ReadTimeouts{
-		Handshake: max(cfg.HandshakeTimeout, 0), Frame: max(cfg.FrameTimeout, 0), Idle: max(cfg.IdleTimeout, 0),
-	}, max(cfg.WriteTimeout, 0))
+	d.budget = wire.NewBudget(cfg.MaxBytesInFlight)
+	d.tr = rpcxserver.New(d, rpcxserver.Limits{
+		MaxFrame: cfg.MaxMessageSize + wire.FrameOverhead,
+		Timeouts: &wire.ReadTimeouts{
+			Handshake: max(cfg.HandshakeTimeout, 0), Frame: max(cfg.FrameTimeout, 0), Idle: max(cfg.IdleTimeout, 0),
+		},
+		WriteTimeout:    max(cfg.WriteTimeout, 0),
+		Budget:          d.budget,
+		MaxPending:      cfg.MaxConnInFlight,
+		MaxPendingBytes: cfg.MaxBytesInFlight / 8,
+	})
 	if err := d.add(gopyro.DaemonID, Single, reflect.ValueOf(&daemonObject{d: d}), nil, nil); err != nil {
 		return nil, err
 	}

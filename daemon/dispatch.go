@@ -28,6 +28,9 @@ func (d *Daemon) ServeRequest(req *wire.Request, w wire.ReplyWriter) {
 	}
 	payload, err := d.call(req, cs, enc)
 	if req.Oneway {
+		if gopyro.CodeOf(err) == gopyro.CodeSecurity && cs != nil {
+			_ = cs.conn.Close() // as for any call with a wrong token
+		}
 		if err != nil {
 			d.cfg.Logger.Debug("daemon: oneway call failed", "object", req.Object, "method", req.Method, "err", err)
 		}
@@ -65,12 +68,20 @@ func (d *Daemon) call(req *wire.Request, cs *connState, enc *wire.Encoder) ([]by
 	if d.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(req.Token), []byte(d.cfg.Token)) != 1 {
 		return fail(gopyro.CodeSecurity, "missing or wrong token")
 	}
-	switch d.begin() {
+	r := d.begin()
+	if r == errBusy && req.Oneway && !d.cfg.DropOneway {
+		// A oneway call is "no reply", not "maybe": it waits for a slot.
+		// Few can wait: each holds a place among its connection's
+		// requests in hand, and the connection is not read meanwhile.
+		r = d.waitSlot()
+	}
+	switch r {
 	case errDraining:
 		return fail(gopyro.CodeClosed, "daemon is shutting down")
 	case errBusy:
 		if req.Oneway {
-			d.dropLog.warn(d.cfg.Logger, "daemon: in-flight limit reached; dropping oneway call", "object", gopyro.Clip(objID), "method", gopyro.Clip(name))
+			d.dropped.Add(1)
+			d.dropLog.warn(d.cfg.Logger, "daemon: in-flight limit reached; dropping oneway call (DropOneway)", "object", gopyro.Clip(objID), "method", gopyro.Clip(name))
 		}
 		return fail(gopyro.CodeBusy, "daemon has %d calls in flight (its limit)", d.cfg.MaxInFlight)
 	}
@@ -106,6 +117,9 @@ func (d *Daemon) call(req *wire.Request, cs *connState, enc *wire.Encoder) ([]by
 	if req.Batch != "" {
 		if err := wire.Validate(req.Payload); err != nil {
 			return fail(gopyro.CodeProtocol, "malformed batch: %v", err)
+		}
+		if n := wire.BatchLen(req.Payload); n > wire.MaxBatchCalls {
+			return fail(gopyro.CodeProtocol, "a batch of %d calls (the limit is %d)", n, wire.MaxBatchCalls)
 		}
 		calls, err := wire.DecodeBatch(req.Payload)
 		if err != nil {
@@ -163,8 +177,22 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 		return fail(gopyro.CodeNotFound, "object %q has no method %s (it has: %s)", objID, gopyro.Clip(name), strings.Join(e.info.names(), ", "))
 	}
 	opName = m.name
-	if err := wire.Validate(payload); err != nil {
+	cost, err := wire.ValidateCost(payload)
+	if err != nil {
 		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
+	}
+	if extra := cost - int64(len(payload)); extra > 0 {
+		// The payload's own bytes were charged when it was read; its
+		// decoded form may cost many times more.
+		if cost > d.budget.Size() {
+			return fail(gopyro.CodeProtocol, "arguments of %d bytes would decode to about %d bytes, more than the daemon's memory budget (%d bytes, MaxBytesInFlight)",
+				len(payload), cost, d.budget.Size())
+		}
+		taken, ok := d.budget.TryAcquire(extra)
+		if !ok {
+			return fail(gopyro.CodeBusy, "the daemon's memory budget for calls in flight is spent; try again")
+		}
+		defer d.budget.Release(taken)
 	}
 	// Large []byte arguments share the payload: wire.Request.Payload
 	// belongs to the handler (TestRetainedArguments guards this), so a

@@ -19,6 +19,8 @@ const (
 	DefaultFrameTimeout     = 30 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
 	DefaultWriteTimeout     = 30 * time.Second
+	DefaultMaxBytesInFlight = 128 << 20
+	DefaultMaxConnInFlight  = 128
 )
 
 // Config holds a daemon's settings. The zero Config gives the defaults; the
@@ -28,8 +30,30 @@ type Config struct {
 	MaxMessageSize int64
 	// MaxInFlight bounds the calls running at once, oneway calls included.
 	// A call over the limit fails with gopyro.ErrBusy; a oneway call over
-	// the limit is dropped (and logged).
+	// the limit waits for a slot (see DropOneway). Default 1024.
 	MaxInFlight int
+	// MaxConnInFlight bounds the requests of one connection read and not
+	// yet answered: the daemon stops reading from a connection that has
+	// that many (TCP back-pressure reaches its client), so that one
+	// client cannot take every slot of MaxInFlight, and replies a client
+	// does not read cannot pile up. Default 128.
+	MaxConnInFlight int
+	// MaxBytesInFlight is the daemon-wide budget of memory for requests
+	// and replies in flight, in bytes: a request's body is charged before
+	// it is read, its decoded form when it is decoded and its reply while
+	// it is written. While the budget is spent the daemon reads no more
+	// requests (their senders wait), and a request that would decode to
+	// more than the budget fails with gopyro.ErrProtocol. One connection
+	// may hold an eighth of it (or one request of any size), and an
+	// eighth is kept for requests of at most a 32nd of it, so that large
+	// requests sent slowly or replies not read cannot stop small calls.
+	// Default 128 MiB.
+	MaxBytesInFlight int64
+	// DropOneway makes a oneway call over MaxInFlight be dropped instead
+	// of waiting for a slot: the old, lossy behaviour, for senders that
+	// prefer losing calls to waiting. Each drop is counted
+	// ([Daemon.Stats]) and logged (at most once a second).
+	DropOneway bool
 	// MaxConns bounds the open client connections; more are closed at once.
 	MaxConns int
 	// TLS, when set, makes the daemon speak TLS. Set ClientAuth to
@@ -88,6 +112,15 @@ func WithMaxMessageSize(n int64) Option { return func(c *Config) { c.MaxMessageS
 // WithMaxInFlight sets [Config.MaxInFlight].
 func WithMaxInFlight(n int) Option { return func(c *Config) { c.MaxInFlight = n } }
 
+// WithMaxConnInFlight sets [Config.MaxConnInFlight].
+func WithMaxConnInFlight(n int) Option { return func(c *Config) { c.MaxConnInFlight = n } }
+
+// WithMaxBytesInFlight sets [Config.MaxBytesInFlight].
+func WithMaxBytesInFlight(n int64) Option { return func(c *Config) { c.MaxBytesInFlight = n } }
+
+// WithDropOneway sets [Config.DropOneway].
+func WithDropOneway(on bool) Option { return func(c *Config) { c.DropOneway = on } }
+
 // WithMaxConns sets [Config.MaxConns].
 func WithMaxConns(n int) Option { return func(c *Config) { c.MaxConns = n } }
 
@@ -137,6 +170,12 @@ func (c *Config) fill() error {
 	if c.MaxConns == 0 {
 		c.MaxConns = DefaultMaxConns
 	}
+	if c.MaxConnInFlight == 0 {
+		c.MaxConnInFlight = DefaultMaxConnInFlight
+	}
+	if c.MaxBytesInFlight == 0 {
+		c.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -171,6 +210,10 @@ func (c *Config) fill() error {
 		return bad("MaxInFlight must be positive")
 	case c.MaxConns < 1:
 		return bad("MaxConns must be positive")
+	case c.MaxConnInFlight < 1:
+		return bad("MaxConnInFlight must be positive")
+	case c.MaxBytesInFlight < gopyro.MinMessageSize:
+		return bad(fmt.Sprintf("MaxBytesInFlight must be at least %d bytes", gopyro.MinMessageSize))
 	case c.MaxStreams < 1, c.StreamLinger < 0, c.StreamChunk < 1:
 		return bad("MaxStreams and StreamChunk must be positive, StreamLinger not negative")
 	}

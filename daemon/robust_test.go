@@ -694,29 +694,50 @@ func TestCancelReachesMethod(t *testing.T) {
 // and the error does not quote it back in full (issue 11, item 17).
 func TestHugeNamesNotEchoed(t *testing.T) {
 	_, _, u := gateProxy(t)
-	cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
+	dial := func() *wire.Client {
+		cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cl.Close() })
+		return cl
 	}
-	defer cl.Close()
-	huge := strings.Repeat("m", 1<<20)
-	for _, md := range []map[string]string{{wire.MetaMethod: huge}, {wire.MetaObject: huge}} {
+	cl := dial()
+	// Names over gopyro.MaxNameLen, within the frame guard's metadata
+	// bound: the daemon refuses them, quoting little.
+	long := strings.Repeat("m", 3*gopyro.MaxNameLen)
+	for _, md := range []map[string]string{{wire.MetaMethod: long}, {wire.MetaObject: long}} {
 		meta, reply := sendRaw(t, cl, md, []byte{0x90})
 		if meta[wire.MetaError] != "1" {
-			t.Fatal("a 1 MiB name was accepted")
+			t.Fatal("a 12 KiB name was accepted")
 		}
 		ge := wire.DecodeError(reply)
 		if ge.Code != gopyro.CodeProtocol || len(reply) > 4096 {
 			t.Fatalf("error of %d bytes, code %v: %.200s", len(reply), ge.Code, ge.Message)
 		}
 	}
-	// A batch naming a huge method: its error is bounded too.
-	batch, _ := wire.EncodeBatch([]wire.BatchCall{{Method: huge, Args: []byte{0x90}}})
+	// A batch naming a long method: its error is bounded too.
+	batch, _ := wire.EncodeBatch([]wire.BatchCall{{Method: long, Args: []byte{0x90}}})
 	_, reply := sendRaw(t, cl, map[string]string{wire.MetaMethod: wire.BatchMethod, wire.MetaBatch: wire.BatchAll}, batch)
 	if len(reply) > 8192 {
 		t.Fatalf("batch error of %d bytes echoes the method name", len(reply))
 	}
 	if meta, reply := sendRaw(t, cl, nil, []byte{0x90}); meta[wire.MetaError] == "1" {
+		t.Fatalf("a good call after the long names failed: %v", wire.DecodeError(reply))
+	}
+	// Names of 1 MiB break the metadata bound: the frame guard refuses
+	// the request before rpcx decodes its metadata, with a short error.
+	huge := strings.Repeat("m", 1<<20)
+	for _, md := range []map[string]string{{wire.MetaMethod: huge}, {wire.MetaObject: huge}} {
+		cl := dial()
+		meta := map[string]string{wire.MetaObject: "gate", wire.MetaMethod: "Quick"}
+		maps.Copy(meta, md)
+		_, err := cl.Send(t.Context(), wire.Call{Meta: meta, Payload: [][]byte{{0x90}}})
+		if err == nil || !strings.Contains(err.Error(), wire.OversizePrefix+"wire: request metadata") || len(err.Error()) > 1024 {
+			t.Fatalf("a 1 MiB name: %.300v", err)
+		}
+	}
+	if meta, reply := sendRaw(t, dial(), nil, []byte{0x90}); meta[wire.MetaError] == "1" {
 		t.Fatalf("a good call after the huge names failed: %v", wire.DecodeError(reply))
 	}
 }

@@ -302,4 +302,54 @@ func (d *Daemon) end() {
 	if d.active.Add(-1) == 0 && d.draining.Load() {
 		d.drainOnce.Do(func() { close(d.drained) })
 	}
+	if d.waiters.Load() > 0 {
+		d.slotMu.Lock()
+		close(d.slotFreed)
+		d.slotFreed = make(chan struct{})
+		d.slotMu.Unlock()
+	}
+}
+
+// waitSlot waits until a call can begin, or the daemon stops.
+func (d *Daemon) waitSlot() beginResult {
+	d.waiters.Add(1)
+	defer d.waiters.Add(-1)
+	for {
+		d.slotMu.Lock()
+		freed := d.slotFreed // taken before begin: an end after it closes this one
+		d.slotMu.Unlock()
+		if r := d.begin(); r != errBusy {
+			return r
+		}
+		select {
+		case <-freed:
+		case <-d.ctx.Done():
+			return errDraining
+		}
+	}
+}
+
+// Stats is a snapshot of a daemon's load.
+type Stats struct {
+	Conns         int    // client connections open
+	InFlight      int    // calls running
+	BytesInFlight int64  // bytes charged to the memory budget (Config.MaxBytesInFlight)
+	OnewayDropped uint64 // oneway calls dropped at the in-flight limit (Config.DropOneway)
+	OnewayWaiting int    // oneway calls waiting for a slot
+	StreamsOpen   int    // open streams
+}
+
+// Stats returns a snapshot of the daemon's load.
+func (d *Daemon) Stats() Stats {
+	d.mu.RLock()
+	conns, streams := len(d.conns), len(d.streams)
+	d.mu.RUnlock()
+	return Stats{
+		Conns:         conns,
+		InFlight:      int(max(d.active.Load(), 0)),
+		BytesInFlight: d.budget.InUse(),
+		OnewayDropped: d.dropped.Load(),
+		OnewayWaiting: int(d.waiters.Load()),
+		StreamsOpen:   streams,
+	}
 }

@@ -29,7 +29,7 @@ func TestMalformedReply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := rpcxserver.New(liar(payload), 1<<20, nil, 0)
+			srv := rpcxserver.New(liar(payload), rpcxserver.Limits{MaxFrame: 1 << 20})
 			t.Cleanup(func() { ln.Close(); srv.Close() })
 			go func() {
 				for {

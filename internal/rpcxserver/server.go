@@ -13,6 +13,7 @@ import (
 	"github.com/smallnest/rpcx/server"
 	"github.com/smallnest/rpcx/share"
 
+	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/wire"
 )
 
@@ -37,24 +38,39 @@ func Quiet() { quietOnce.Do(rpcxlog.SetDummyLogger) }
 
 // Server serves rpcx frames on the connections given to [Server.ServeConn].
 type Server struct {
-	h            wire.Handler
-	maxFrame     int64
-	timeouts     *wire.ReadTimeouts
-	writeTimeout time.Duration
-	srv          *server.Server
-	ln           *chanListener
+	h   wire.Handler
+	lim Limits
+	srv *server.Server
+	ln  *chanListener
 
 	startOnce sync.Once
 	wg        sync.WaitGroup // the ServeListener goroutine
 }
 
-// New returns a server that hands requests to h and refuses frames whose
-// body exceeds maxFrame bytes. Its reads are bounded by timeouts (nil: no
-// bounds), whose Busy is the tag's Busy method when it has one.
-// writeTimeout (0: none) bounds every write of a reply.
-func New(h wire.Handler, maxFrame int64, timeouts *wire.ReadTimeouts, writeTimeout time.Duration) *Server {
+// Limits bound what a Server's connections hold.
+type Limits struct {
+	// MaxFrame is the largest request body accepted, in bytes.
+	MaxFrame int64
+	// Timeouts bound reads (nil: no bounds); their Busy is the tag's
+	// Busy method when it has one.
+	Timeouts *wire.ReadTimeouts
+	// WriteTimeout (0: none) bounds every write of a reply.
+	WriteTimeout time.Duration
+	// Budget (nil: none) is charged the requests read and the replies
+	// being written; reading waits while it is spent.
+	Budget *wire.Budget
+	// MaxPending (0: none) bounds the requests of one connection read and
+	// not yet answered; reading from it waits while that many are.
+	MaxPending int
+	// MaxPendingBytes (0: none) bounds the bytes of Budget the requests of
+	// one connection hold.
+	MaxPendingBytes int64
+}
+
+// New returns a server that hands requests to h, within lim.
+func New(h wire.Handler, lim Limits) *Server {
 	Quiet()
-	s := &Server{h: h, maxFrame: maxFrame, timeouts: timeouts, writeTimeout: writeTimeout, ln: newChanListener()}
+	s := &Server{h: h, lim: lim, ln: newChanListener()}
 	s.srv = server.NewServer()
 	s.srv.DisableHTTPGateway = true
 	s.srv.DisableJSONRPC = true
@@ -81,11 +97,12 @@ func (s *Server) ServeConn(c net.Conn, tag any, onClose func()) error {
 			_ = s.srv.ServeListener(network, s.ln) // returns once Close closed the listener
 		}()
 	})
-	gc := &conn{GuardConn: wire.NewGuardConn(c, s.maxFrame, onClose), tag: tag}
-	gc.ReplyOversize = true
-	gc.WriteTimeout = s.writeTimeout
-	if s.timeouts != nil {
-		t := *s.timeouts
+	gc := &conn{GuardConn: wire.NewGuardConn(c, s.lim.MaxFrame, onClose), tag: tag}
+	gc.ReplyOversize, gc.Strict = true, true
+	gc.WriteTimeout = s.lim.WriteTimeout
+	gc.Budget, gc.MaxPending, gc.MaxPendingBytes = s.lim.Budget, s.lim.MaxPending, s.lim.MaxPendingBytes
+	if s.lim.Timeouts != nil {
+		t := *s.lim.Timeouts
 		if b, ok := tag.(interface{ Busy() bool }); ok {
 			t.Busy = b.Busy
 		}
@@ -117,15 +134,47 @@ func (s *Server) handle(c *server.Context) error {
 	r := replyPool.Get().(*reply)
 	defer r.release()
 	r.c = c
-	r.msg, _ = c.Get(requestKey{}).(*protocol.Message)
+	k, _ := c.Get(requestKey{}).(*kept)
+	if k != nil {
+		r.msg = k.msg
+	}
+	gc, _ := c.Get(server.RemoteConnContextKey).(*conn)
+	if gc != nil {
+		r.gc = gc.GuardConn
+		if k != nil && k.held {
+			defer gc.Done(k.n) // after the reply is written
+		}
+	}
+	defer func() {
+		// A bug of the handler must not reach rpcx's recovery, which takes
+		// a stack dump of every goroutine.
+		if v := recover(); v != nil {
+			if gc != nil {
+				_ = gc.Close()
+			}
+		}
+	}()
 	oneway := r.msg != nil && r.msg.IsOneway()
-	r.req = wire.ParseRequest(c.Metadata(), c.Payload(), oneway)
+	meta := c.Metadata()
+	if marked := meta[wire.MetaOneway] == "1"; marked != oneway {
+		// Not a gopyro peer: gopyro's client marks a oneway call both in
+		// the header and in the metadata. Answer what can be answered;
+		// drop the connection either way.
+		if !oneway {
+			_ = r.Fail(wire.EncodeError(&gopyro.Error{Code: gopyro.CodeProtocol, Op: "call",
+				Message: "a request marked oneway in its metadata but not in its header"}))
+		}
+		if gc != nil {
+			_ = gc.Close()
+		}
+		return nil
+	}
+	r.req = wire.ParseRequest(meta, c.Payload(), oneway)
 	if r.msg != nil {
 		r.req.Seq = r.msg.Seq()
 	}
-	if gc, ok := c.Get(server.RemoteConnContextKey).(*conn); ok {
+	if gc != nil {
 		r.req.Conn = gc.tag
-		r.gc = gc.GuardConn
 	}
 	s.h.ServeRequest(&r.req, r) // the handler is done with both when it returns
 	return nil
@@ -152,6 +201,11 @@ func (r *reply) Reply(payload ...[]byte) error {
 	for _, p := range payload {
 		n += len(p)
 	}
+	if r.gc != nil && r.gc.Budget != nil {
+		// The reply is in memory until the peer takes it: count it, so
+		// that replies nobody reads stop the reading of more requests.
+		defer r.gc.Budget.Release(r.gc.Budget.Charge(int64(n)))
+	}
 	if r.gc != nil && r.msg != nil && n >= DirectReplySize {
 		// rpcx would copy the payload into a frame buffer first.
 		return r.gc.WriteReply(r.msg, payload...)
@@ -173,17 +227,33 @@ func (r *reply) Fail(errPayload []byte) error {
 }
 
 // requestKey finds the request message in a handler's context (rpcx does
-// not hand it out otherwise).
+// not hand it out otherwise), as a *kept.
 type requestKey struct{}
 
+// kept is a request message and what it holds of its connection's flow
+// control, handed over by the guard when rpcx had read it.
+type kept struct {
+	msg  *protocol.Message
+	n    int64 // bytes of the budget it holds
+	held bool  // it holds a place: give it back with Done(n)
+}
+
 // requestKeeper is an rpcx server plugin that keeps each request message
-// in its context.
+// in its context, with what it holds. It runs on the connection's reading
+// goroutine, right after each request was read: requests are handed over
+// in the order the guard admitted them.
 type requestKeeper struct{}
 
 func (requestKeeper) PostReadRequest(ctx context.Context, r *protocol.Message, err error) error {
-	if sc, ok := ctx.(*share.Context); ok && err == nil {
-		sc.SetValue(requestKey{}, r)
+	sc, ok := ctx.(*share.Context)
+	if !ok || err != nil {
+		return nil
 	}
+	k := &kept{msg: r}
+	if gc, ok := sc.Value(server.RemoteConnContextKey).(*conn); ok {
+		k.n, k.held = gc.Dispatched()
+	}
+	sc.SetValue(requestKey{}, k)
 	return nil
 }
 

@@ -26,7 +26,7 @@ func (r *recorder) ServeRequest(req *wire.Request, w wire.ReplyWriter) {
 
 func serve(t *testing.T, h wire.Handler, tag any) *wire.Client {
 	t.Helper()
-	s := New(h, 64<<20, nil, 0)
+	s := New(h, Limits{MaxFrame: 64 << 20})
 	t.Cleanup(func() { _ = s.Close() })
 	server, client := net.Pipe()
 	closed := make(chan struct{})
@@ -112,7 +112,7 @@ func TestFailFlagsTheReply(t *testing.T) {
 }
 
 func TestServeConnAfterClose(t *testing.T) {
-	s := New(&recorder{}, 1<<20, nil, 0)
+	s := New(&recorder{}, Limits{MaxFrame: 1 << 20})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

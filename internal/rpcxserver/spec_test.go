@@ -58,7 +58,7 @@ func (a adder) ServeRequest(req *wire.Request, w wire.ReplyWriter) {
 // and checks that the reply is the document's reply, byte for byte.
 func TestSpecExample(t *testing.T) {
 	request, reply := specExample(t, 0), specExample(t, 1)
-	s := New(adder{t}, 1<<20, nil, 0)
+	s := New(adder{t}, Limits{MaxFrame: 1 << 20})
 	defer s.Close()
 	server, client := net.Pipe()
 	defer client.Close()

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -62,6 +63,27 @@ func encodePairs(n int, pair func(enc *msgpack.Encoder, i int) error) ([]byte, e
 		}
 	}
 	return buf.Bytes(), nil
+}
+
+// MaxBatchCalls bounds the calls of one batch: each costs an encoder and a
+// result, whatever its size on the wire.
+const MaxBatchCalls = 10000
+
+// BatchLen returns the number of calls of a batch payload that [Validate]
+// accepted (-1 if it is not an array), without decoding them.
+func BatchLen(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	switch c := b[0]; {
+	case c >= 0x90 && c <= 0x9f:
+		return int(c & 0x0f)
+	case c == 0xdc && len(b) >= 3:
+		return int(binary.BigEndian.Uint16(b[1:]))
+	case c == 0xdd && len(b) >= 5:
+		return int(binary.BigEndian.Uint32(b[1:]))
+	}
+	return -1
 }
 
 // DecodeBatch reads a batch request payload that [Validate] accepted.

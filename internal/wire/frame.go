@@ -18,13 +18,17 @@ import (
 // serialize type, 8-byte seq), then a uint32 big-endian body length, then
 // the body.
 const (
-	headerLen      = 12 // magic, version, flags, serialize type, seq
-	seqOffset      = 4
-	frameHeaderLen = 16 // the header and the body length
-	rpcxMagic      = 0x08
-	flagsOffset    = 2    // message type, heartbeat, oneway, compression, status
-	compressMask   = 0x1C // compression bits of the flags
-	onewayMask     = 0x20 // oneway bit of the flags
+	headerLen       = 12 // magic, version, flags, serialize type, seq
+	seqOffset       = 4
+	frameHeaderLen  = 16 // the header and the body length
+	rpcxMagic       = 0x08
+	flagsOffset     = 2    // message type, heartbeat, oneway, compression, status
+	serializeOffset = 3    // serialize type in the high nibble
+	responseMask    = 0x80 // message type bit of the flags: a response
+	heartbeatMask   = 0x40 // heartbeat bit of the flags
+	onewayMask      = 0x20 // oneway bit of the flags
+	compressMask    = 0x1C // compression bits of the flags
+	statusMask      = 0x03 // message status bits of the flags
 )
 
 // ErrFrameTooLarge is returned by a [GuardConn] read when the peer announces
@@ -47,8 +51,13 @@ type GuardConn struct {
 
 	// Read state; only touched by the reading goroutine.
 	hdr        [frameHeaderLen]byte
-	hdrN       int       // bytes of the current header seen so far
+	hdrN       int // bytes of the current header seen so far
+	pre        [prefixLen]byte
+	preN       int       // bytes of the current body's prefix seen so far (Strict)
+	bodyLen    int64     // the current body's announced length
 	bodyRem    int64     // body bytes still to pass through
+	stash      []byte    // bytes read but not yet handed over (see scan)
+	stashErr   error     // the read error that came with the stash
 	err        error     // sticky read error
 	frames     uint64    // frames read whole
 	frameStart time.Time // when the current frame began to arrive
@@ -68,6 +77,35 @@ type GuardConn struct {
 	// reads the reply) before failing the read. Set it before first use;
 	// daemons do, clients do not.
 	ReplyOversize bool
+
+	// Strict, set before first use (daemons do), accepts only gopyro's
+	// requests: no replies, heartbeats or error statuses, gopyro's
+	// serialize type and route, metadata of at most MaxMetaLen bytes. A
+	// frame that breaks a rule is answered with an error (unless oneway)
+	// and the connection is dropped, before rpcx decodes anything of it.
+	Strict bool
+	// Budget, when set before first use, is charged each request's body
+	// before the body is read, and given back by Done (or when the
+	// connection fails before the request was handed over): reading waits
+	// while the budget is spent.
+	Budget *Budget
+	// MaxPending, when positive (set before first use), bounds the
+	// requests read from this connection and not yet Done: reading waits
+	// while that many are in hand, so one connection cannot take every
+	// slot of its daemon, and TCP back-pressure reaches a client that
+	// sends faster than its calls finish.
+	MaxPending int
+	// MaxPendingBytes, when positive (set before first use), bounds the
+	// bytes of the Budget that requests of this connection hold; a single
+	// request is admitted whatever its size.
+	MaxPendingBytes int64
+
+	fmu     sync.Mutex
+	pending int           // requests admitted and not Done; guarded by fmu
+	held    int64         // bytes of the budget they hold; guarded by fmu
+	queue   []int64       // bytes held by requests admitted, not yet handed over; guarded by fmu
+	room    chan struct{} // a request was Done
+	closing chan struct{} // closed by Close
 
 	closeOnce sync.Once
 	onClose   func()
@@ -242,7 +280,125 @@ const DrainLimit = 256 << 20
 // NewGuardConn wraps c; max is the largest body accepted in bytes (at least
 // 64). onClose, if not nil, runs once when the connection is closed.
 func NewGuardConn(c net.Conn, max int64, onClose func()) *GuardConn {
-	return &GuardConn{Conn: c, max: max, onClose: onClose, created: time.Now()}
+	return &GuardConn{Conn: c, max: max, onClose: onClose, created: time.Now(),
+		room: make(chan struct{}, 1), closing: make(chan struct{})}
+}
+
+// flow reports whether requests are admitted against a budget or a bound.
+func (g *GuardConn) flow() bool { return g.Budget != nil || g.MaxPending > 0 }
+
+// tryAdmit admits a request of n bytes if there is room now.
+func (g *GuardConn) tryAdmit(n int64) bool {
+	g.fmu.Lock()
+	defer g.fmu.Unlock()
+	if !g.roomFor(n) {
+		return false
+	}
+	taken := int64(0)
+	if g.Budget != nil {
+		var ok bool
+		if taken, ok = g.Budget.TryAcquire(n); !ok {
+			return false
+		}
+	}
+	g.pending++
+	g.held += taken
+	g.queue = append(g.queue, taken)
+	return true
+}
+
+// roomFor reports whether this connection may admit a request of n bytes;
+// called with fmu.
+func (g *GuardConn) roomFor(n int64) bool {
+	if g.MaxPending > 0 && g.pending >= g.MaxPending {
+		return false
+	}
+	return g.MaxPendingBytes <= 0 || g.held == 0 || g.held+n <= g.MaxPendingBytes
+}
+
+// errClosedWaiting ends a read that waited for room on a connection that
+// was closed meanwhile.
+var errClosedWaiting = fmt.Errorf("wire: connection closed while a request waited for room: %w", net.ErrClosed)
+
+// admit waits until a request of n bytes has room, or the connection is
+// closed.
+func (g *GuardConn) admit(n int64) error {
+	for {
+		g.fmu.Lock()
+		if g.roomFor(n) {
+			g.pending++
+			g.fmu.Unlock()
+			break
+		}
+		g.fmu.Unlock()
+		select {
+		case <-g.room:
+		case <-g.closing:
+			return errClosedWaiting
+		}
+	}
+	taken := int64(0)
+	if g.Budget != nil {
+		var ok bool
+		if taken, ok = g.Budget.Acquire(g.closing, n); !ok {
+			g.Done(0)
+			return errClosedWaiting
+		}
+	}
+	g.fmu.Lock()
+	g.held += taken
+	g.queue = append(g.queue, taken)
+	g.fmu.Unlock()
+	return nil
+}
+
+// Dispatched hands over the oldest request read whole: its handler owns
+// what it holds from now and gives it back with Done(n). ok is false when
+// the guard admitted no such request (no flow control, or the connection
+// failed and gave it back already).
+func (g *GuardConn) Dispatched() (n int64, ok bool) {
+	g.fmu.Lock()
+	defer g.fmu.Unlock()
+	if len(g.queue) == 0 {
+		return 0, false
+	}
+	n = g.queue[0]
+	g.queue = g.queue[1:]
+	return n, true
+}
+
+// Done gives back what a request handed over by Dispatched held: n bytes
+// of the budget and its place among the requests in hand.
+func (g *GuardConn) Done(n int64) {
+	g.fmu.Lock()
+	g.pending--
+	g.held -= n
+	g.fmu.Unlock()
+	if g.Budget != nil {
+		g.Budget.Release(n)
+	}
+	select {
+	case g.room <- struct{}{}:
+	default:
+	}
+}
+
+// releaseQueued gives back what requests admitted and never handed over
+// hold.
+func (g *GuardConn) releaseQueued() {
+	g.fmu.Lock()
+	q := g.queue
+	g.queue = nil
+	g.pending -= len(q)
+	for _, n := range q {
+		g.held -= n
+	}
+	g.fmu.Unlock()
+	for _, n := range q {
+		if g.Budget != nil {
+			g.Budget.Release(n)
+		}
+	}
 }
 
 // Read implements net.Conn, checking frame headers in the data it returns.
@@ -252,18 +408,41 @@ func (g *GuardConn) Read(p []byte) (int, error) {
 	}
 	for {
 		mid := g.hdrN > 0 || g.bodyRem > 0
-		if g.Timeouts != nil {
-			g.armRead(mid)
+		var n int
+		var err error
+		if len(g.stash) > 0 {
+			n = copy(p, g.stash)
+			g.stash = g.stash[n:]
+			if len(g.stash) == 0 {
+				err, g.stashErr = g.stashErr, nil
+			}
+		} else {
+			if g.Timeouts != nil {
+				g.armRead(mid)
+			}
+			n, err = g.Conn.Read(p)
 		}
-		n, err := g.Conn.Read(p)
 		if n > 0 {
 			frames := g.frames
-			if cerr := g.scan(p[:n]); cerr != nil {
-				g.err = cerr
+			k, cerr := g.scan(p[:n])
+			if cerr != nil {
+				g.fail(cerr)
 				return 0, cerr
+			}
+			if k < n {
+				// The rest starts a request that must wait for room: hand
+				// over the requests before it first, so that they can run.
+				g.stash = append(append([]byte(nil), p[k:n]...), g.stash...)
+				if err != nil {
+					g.stashErr, err = err, nil
+				}
+				n = k
 			}
 			if (g.hdrN > 0 || g.bodyRem > 0) && (!mid || g.frames != frames) {
 				g.frameStart = time.Now() // a new frame began in this read
+			}
+			if err != nil {
+				g.fail(err)
 			}
 			return n, err
 		}
@@ -271,50 +450,147 @@ func (g *GuardConn) Read(p []byte) (int, error) {
 			g.Timeouts.Busy != nil && g.Timeouts.Busy() {
 			continue // quiet, but waiting for its calls' replies: not idle
 		}
+		if err != nil {
+			g.fail(err)
+		}
 		return n, err
 	}
 }
 
-// scan advances the frame parser over b.
-func (g *GuardConn) scan(b []byte) error {
-	for len(b) > 0 {
+// fail makes err the sticky read error and gives back what the requests
+// read but never handed over held.
+func (g *GuardConn) fail(err error) {
+	if g.err == nil {
+		g.err = err
+	}
+	g.releaseQueued()
+}
+
+// prefixLen is the start of a request body the guard of a daemon checks
+// before rpcx decodes it: service path, service method and the length of
+// the metadata, each with its length.
+const prefixLen = 4 + len(ServicePath) + 4 + len(ServiceMethod) + 4
+
+// MaxMetaLen bounds the metadata section of a request: rpcx decodes it
+// into a map before anything else sees it. Object ids and method names
+// are bounded far below it (gopyro.MaxNameLen).
+const MaxMetaLen = 64 << 10
+
+// scan advances the frame parser over b. It returns how many bytes of b
+// may be handed over now: fewer than len(b) when a request that has to
+// wait for room begins after one that ended in b.
+func (g *GuardConn) scan(b []byte) (int, error) {
+	pos := 0
+	ended := false // a frame ended in b
+	hs := 0        // where the current header began in b
+	for pos < len(b) {
 		if g.bodyRem > 0 {
-			k := min(int64(len(b)), g.bodyRem)
+			k := min(int64(len(b)-pos), g.bodyRem)
+			if g.Strict && g.preN < prefixLen {
+				g.preN += copy(g.pre[g.preN:], b[pos:pos+int(k)])
+				if g.preN == prefixLen {
+					if err := g.checkPrefix(); err != nil {
+						g.rejectFrame(g.bodyRem-k, err)
+						return pos, err
+					}
+				}
+			}
 			g.bodyRem -= k
-			b = b[k:]
+			pos += int(k)
 			if g.bodyRem == 0 {
 				g.frames++
+				ended = true
 			}
 			continue
 		}
-		k := copy(g.hdr[g.hdrN:], b)
+		if g.hdrN == 0 {
+			hs = pos
+		}
+		k := copy(g.hdr[g.hdrN:], b[pos:])
 		g.hdrN += k
-		b = b[k:]
-		if g.hdrN < frameHeaderLen {
-			if g.hdr[0] != rpcxMagic {
-				return fmt.Errorf("wire: bad magic byte 0x%02x: not a gopyro peer", g.hdr[0])
-			}
-			continue
-		}
+		pos += k
 		if g.hdr[0] != rpcxMagic {
-			return fmt.Errorf("wire: bad magic byte 0x%02x: not a gopyro peer", g.hdr[0])
+			return pos, fmt.Errorf("wire: bad magic byte 0x%02x: not a gopyro peer", g.hdr[0])
 		}
-		if g.hdr[flagsOffset]&compressMask != 0 {
-			return errors.New("wire: compressed frames are not accepted")
+		if g.hdrN < frameHeaderLen {
+			continue
 		}
 		n := int64(binary.BigEndian.Uint32(g.hdr[headerLen:frameHeaderLen]))
-		if n > g.max {
-			err := fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, g.max)
-			if g.ReplyOversize {
-				g.rejectFrame(n-int64(len(b)), err)
+		if err := g.checkHeader(n); err != nil {
+			if g.Strict || (g.ReplyOversize && errors.Is(err, ErrFrameTooLarge)) {
+				g.rejectFrame(n-int64(len(b)-pos), err)
 			}
-			return err
+			return pos, err
 		}
-		g.bodyRem = n
+		if g.flow() && !g.tryAdmit(n) {
+			if ended {
+				g.hdrN = 0 // scan this header again when it is handed over
+				return hs, nil
+			}
+			if err := g.admit(n); err != nil {
+				return pos, err
+			}
+			if g.frames == 0 {
+				g.created = time.Now() // the handshake bound runs from here
+			}
+		}
+		g.bodyRem, g.bodyLen = n, n
 		g.hdrN = 0
+		g.preN = 0
 		if n == 0 {
 			g.frames++
+			ended = true
 		}
+	}
+	return len(b), nil
+}
+
+// checkHeader checks a whole frame header announcing a body of n bytes.
+func (g *GuardConn) checkHeader(n int64) error {
+	flags := g.hdr[flagsOffset]
+	if flags&compressMask != 0 {
+		return errors.New("wire: compressed frames are not accepted")
+	}
+	if n > g.max {
+		return fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, g.max)
+	}
+	if !g.Strict {
+		return nil
+	}
+	switch {
+	case flags&responseMask != 0:
+		return errors.New("wire: a reply where a request was expected")
+	case flags&heartbeatMask != 0:
+		return errors.New("wire: heartbeat frames are not accepted")
+	case flags&statusMask != 0:
+		return errors.New("wire: a request with an error status")
+	case g.hdr[serializeOffset]>>4 != byte(protocol.SerializeNone):
+		return fmt.Errorf("wire: serialize type %d is not gopyro's (%d)", g.hdr[serializeOffset]>>4, protocol.SerializeNone)
+	case n < int64(prefixLen)+4:
+		return fmt.Errorf("wire: a request body of %d bytes is too short", n)
+	}
+	return nil
+}
+
+// checkPrefix checks the start of a request body (in g.pre): gopyro's
+// route and a bounded metadata section.
+func (g *GuardConn) checkPrefix() error {
+	b := g.pre[:]
+	field := func(want string) bool {
+		n := binary.BigEndian.Uint32(b)
+		ok := n == uint32(len(want)) && string(b[4:4+len(want)]) == want
+		b = b[4+len(want):]
+		return ok
+	}
+	if !field(ServicePath) || !field(ServiceMethod) {
+		return errors.New("wire: not a gopyro request (unknown service path or method)")
+	}
+	meta := int64(binary.BigEndian.Uint32(b))
+	if meta > MaxMetaLen {
+		return fmt.Errorf("wire: request metadata of %d bytes (the limit is %d)", meta, MaxMetaLen)
+	}
+	if int64(prefixLen)+meta+4 > g.bodyLen {
+		return fmt.Errorf("wire: request metadata of %d bytes in a body of %d", meta, g.bodyLen)
 	}
 	return nil
 }
@@ -365,6 +641,8 @@ func RefusalFrame(msg string) []byte {
 func (g *GuardConn) Close() error {
 	err := g.Conn.Close()
 	g.closeOnce.Do(func() {
+		close(g.closing)
+		g.releaseQueued()
 		if g.onClose != nil {
 			g.onClose()
 		}

@@ -11,9 +11,28 @@ const MaxDepth = 64
 // Validate checks that b holds exactly one well-formed msgpack value whose
 // every declared length is backed by bytes in b, nested at most [MaxDepth]
 // deep. It allocates nothing and runs in time linear in len(b), so it is
-// safe on hostile input; after it succeeds, decoding b cannot be made to
-// allocate more than a small multiple of len(b).
+// safe on hostile input. Decoding b may still cost many times len(b):
+// [ValidateCost] says how much.
 func Validate(b []byte) error {
+	_, err := ValidateCost(b)
+	return err
+}
+
+// Costs of decoded values, as ValidateCost estimates them: what a value
+// costs at most once decoded into an interface (the most expensive
+// target), headers and boxing included.
+const (
+	costScalar    = 16 // an interface holding a number, bool or nil
+	costContainer = 64 // a slice or map header, boxed, and its allocation
+	costBytes     = 32 // a string or []byte header, boxed, plus its bytes
+)
+
+// ValidateCost is [Validate], and also returns an estimate of the memory
+// that decoding b may cost, in bytes: it bounds what a payload may expand
+// to (8 MiB of empty arrays decode to hundreds of MiB), so that a daemon
+// can refuse or budget it before decoding.
+func ValidateCost(b []byte) (int64, error) {
+	var cost int64
 	// pending[i] counts the values still expected by the i-th open container.
 	var pending [MaxDepth + 1]int64
 	depth := 0
@@ -28,13 +47,14 @@ func Validate(b []byte) error {
 		}
 		pending[depth]--
 		if pos >= len(b) {
-			return fmt.Errorf("wire: truncated msgpack value at byte %d", pos)
+			return 0, fmt.Errorf("wire: truncated msgpack value at byte %d", pos)
 		}
 		c := b[pos]
 		pos++
 		var skip int64  // bytes of data after the code (and length)
 		var items int64 // values contained (arrays, maps)
 		var lenBytes int
+		isBytes := false
 		switch {
 		case c <= 0x7f || c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
 			// fixint, nil, bool
@@ -44,6 +64,7 @@ func Validate(b []byte) error {
 			items = int64(c & 0x0f)
 		case c >= 0xa0 && c <= 0xbf:
 			skip = int64(c & 0x1f)
+			isBytes = true
 		case c == 0xc4 || c == 0xd9: // bin8, str8
 			lenBytes = 1
 		case c == 0xc5 || c == 0xda:
@@ -67,11 +88,11 @@ func Validate(b []byte) error {
 		case c == 0xdd, c == 0xdf:
 			lenBytes = 4
 		default: // 0xc1 is never used
-			return fmt.Errorf("wire: invalid msgpack code 0x%02x at byte %d", c, pos-1)
+			return 0, fmt.Errorf("wire: invalid msgpack code 0x%02x at byte %d", c, pos-1)
 		}
 		if lenBytes > 0 {
 			if pos+lenBytes > len(b) {
-				return fmt.Errorf("wire: truncated msgpack length at byte %d", pos)
+				return 0, fmt.Errorf("wire: truncated msgpack length at byte %d", pos)
 			}
 			var n int64
 			switch lenBytes {
@@ -92,26 +113,35 @@ func Validate(b []byte) error {
 				skip = 1 + n
 			default:
 				skip = n
+				isBytes = true
 			}
 		}
+		switch {
+		case isBytes:
+			cost += costBytes + skip
+		case items > 0 || c&0xf0 == 0x80 || c&0xf0 == 0x90 || c >= 0xdc && c <= 0xdf:
+			cost += costContainer
+		default:
+			cost += costScalar + skip
+		}
 		if skip > int64(len(b)-pos) {
-			return fmt.Errorf("wire: msgpack value at byte %d claims %d bytes, only %d remain", pos, skip, len(b)-pos)
+			return 0, fmt.Errorf("wire: msgpack value at byte %d claims %d bytes, only %d remain", pos, skip, len(b)-pos)
 		}
 		pos += int(skip)
 		if items > 0 {
 			// Every contained value takes at least one byte.
 			if items > int64(len(b)-pos) {
-				return fmt.Errorf("wire: msgpack container at byte %d claims %d values, only %d bytes remain", pos, items, len(b)-pos)
+				return 0, fmt.Errorf("wire: msgpack container at byte %d claims %d values, only %d bytes remain", pos, items, len(b)-pos)
 			}
 			if depth+1 > MaxDepth {
-				return fmt.Errorf("wire: msgpack nesting deeper than %d", MaxDepth)
+				return 0, fmt.Errorf("wire: msgpack nesting deeper than %d", MaxDepth)
 			}
 			depth++
 			pending[depth] = items
 		}
 	}
 	if pos != len(b) {
-		return fmt.Errorf("wire: %d trailing bytes after msgpack value", len(b)-pos)
+		return 0, fmt.Errorf("wire: %d trailing bytes after msgpack value", len(b)-pos)
 	}
-	return nil
+	return cost, nil
 }
