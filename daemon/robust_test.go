@@ -83,17 +83,16 @@ func TestShutdownDrainsInFlightCalls(t *testing.T) {
 	go func() { done <- d.Shutdown(t.Context()) }()
 	// New connections are refused while draining.
 	q := newProxy(t, u)
-	for {
+	testutil.WaitFor(t, 10*time.Second, "calls to be refused while draining", func() bool {
 		_, err := q.Call(t.Context(), "Quick")
-		if err != nil {
-			if c := gopyro.CodeOf(err); c != gopyro.CodeCommunication && c != gopyro.CodeClosed {
-				t.Fatalf("call during shutdown: %v", err)
-			}
-			break
+		if err == nil {
+			return false // Shutdown has not closed the listener yet
 		}
-		// Shutdown has not closed the listener yet; try again.
-		runtime.Gosched()
-	}
+		if c := gopyro.CodeOf(err); c != gopyro.CodeCommunication && c != gopyro.CodeClosed {
+			t.Fatalf("call during shutdown: %v", err)
+		}
+		return true
+	})
 	close(g.release)
 	res, err := f.Wait(t.Context())
 	if err != nil {

@@ -12,6 +12,16 @@ import (
 // function giving the daemon options they set.
 func daemonFlags(f *pflag.FlagSet) func() []daemon.Option {
 	var handshake, frame, idle, write time.Duration
+	var maxConns, maxInFlight, connInFlight int
+	var budget int64
+	var dropOneway bool
+	f.IntVar(&maxConns, "max-conns", daemon.DefaultMaxConns, "most client connections open at once; more are refused as busy")
+	f.IntVar(&maxInFlight, "max-in-flight", daemon.DefaultMaxInFlight, "most calls running at once; more fail as busy (oneway calls wait)")
+	f.IntVar(&connInFlight, "max-conn-in-flight", daemon.DefaultMaxConnInFlight,
+		"most requests of one connection read and not answered; then it is not read (back-pressure)")
+	f.Int64Var(&budget, "max-bytes-in-flight", daemon.DefaultMaxBytesInFlight,
+		"memory budget in bytes for requests and replies in flight; reading waits while it is spent")
+	f.BoolVar(&dropOneway, "drop-oneway", false, "drop oneway calls over --max-in-flight instead of waiting for a slot")
 	f.DurationVar(&handshake, "handshake-timeout", daemon.DefaultHandshakeTimeout,
 		"bound on a new connection's TLS handshake and first request (negative: none)")
 	f.DurationVar(&frame, "frame-timeout", daemon.DefaultFrameTimeout,
@@ -22,6 +32,8 @@ func daemonFlags(f *pflag.FlagSet) func() []daemon.Option {
 		"disconnect a client that does not take a reply for this long (negative: never)")
 	return func() []daemon.Option {
 		return []daemon.Option{daemon.WithHandshakeTimeout(handshake), daemon.WithFrameTimeout(frame),
-			daemon.WithIdleTimeout(idle), daemon.WithWriteTimeout(write)}
+			daemon.WithIdleTimeout(idle), daemon.WithWriteTimeout(write),
+			daemon.WithMaxConns(maxConns), daemon.WithMaxInFlight(maxInFlight), daemon.WithMaxConnInFlight(connInFlight),
+			daemon.WithMaxBytesInFlight(budget), daemon.WithDropOneway(dropOneway)}
 	}
 }
