@@ -184,7 +184,7 @@ func CaseNames() []string {
 	for _, c := range Cases() {
 		names = append(names, c.Name)
 	}
-	return names
+	return append(names, "soak")
 }
 
 // SystemOrder is the order systems are printed in.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,14 +35,27 @@ Allocations per op count the client and the server together (they share
 this process). The daemon's resident memory is measured on a separate
 "gopyro echo" process, idle and after echoing 16 MiB payloads.
 
-Cases: ` + strings.Join(bench.CaseNames(), ", "),
-		Example: "  gopyro bench --duration 2s --runs 5\n  gopyro bench --case small,echo-16MiB --json",
+Cases: ` + strings.Join(bench.CaseNames(), ", ") + `
+
+The soak case (--case soak, alone) is different: gopyro only, for the whole
+--duration (give it a minute), with mixed traffic from 8 goroutines (calls,
+oneway calls, streams, batches, connect-call-close, 64 KiB calls). It reports
+calls/s, p50 and p99 latency, errors, and this process's RSS, goroutines and
+file descriptors before and after: once every client has closed, goroutines
+and descriptors must be back where they started.`,
+		Example: "  gopyro bench --duration 2s --runs 5\n  gopyro bench --case small,echo-16MiB --json\n  gopyro bench --case soak --duration 60s",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if duration <= 0 || runs < 1 {
 				return usageError{fmt.Errorf("--duration must be positive and --runs at least 1")}
 			}
 			ctx := cmd.Context()
+			if slices.Contains(cases, "soak") {
+				if len(cases) > 1 {
+					return usageError{fmt.Errorf("the soak case runs alone")}
+				}
+				return runSoak(e, cmd, duration, asJSON)
+			}
 			var results []bench.Result
 			row := func(cells ...string) {
 				fmt.Fprintf(e.stdout, "%-14s %-8s", cells[0], cells[1])
@@ -122,6 +136,37 @@ Cases: ` + strings.Join(bench.CaseNames(), ", "),
 }
 
 func mb(b int64) float64 { return float64(b) / 1e6 }
+
+// runSoak runs and reports the soak case.
+func runSoak(e *env, cmd *cobra.Command, d time.Duration, asJSON bool) error {
+	r, err := bench.Soak(cmd.Context(), d, 8)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	fmt.Fprintf(e.stdout, "soak: %v, %d ops (%s/s), p50 %.2f ms, p99 %.2f ms, %d errors\n",
+		d, r.Ops, human(r.OpsPerSec), r.P50ms, r.P99ms, r.Errors)
+	kinds := make([]string, 0, len(r.ByKind))
+	for k, n := range r.ByKind {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	slices.Sort(kinds)
+	fmt.Fprintf(e.stdout, "  mix: %s\n", strings.Join(kinds, ", "))
+	fmt.Fprintf(e.stdout, "  start: RSS %.1f MB, %d goroutines, %d fds\n", mb(r.Start.RSS), r.Start.Goroutines, r.Start.FDs)
+	fmt.Fprintf(e.stdout, "  end:   RSS %.1f MB, %d goroutines, %d fds\n", mb(r.End.RSS), r.End.Goroutines, r.End.FDs)
+	if r.Errors > 0 {
+		return fmt.Errorf("soak: %d operations failed; the first: %s", r.Errors, r.FirstError)
+	}
+	if r.End.Goroutines > r.Start.Goroutines || r.End.FDs > r.Start.FDs {
+		return fmt.Errorf("soak: goroutines or descriptors did not come back (%d → %d goroutines, %d → %d fds)",
+			r.Start.Goroutines, r.End.Goroutines, r.Start.FDs, r.End.FDs)
+	}
+	return nil
+}
 
 // human formats a rate with a k or M suffix.
 func human(v float64) string {
