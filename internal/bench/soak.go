@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -76,7 +77,7 @@ func Soak(ctx context.Context, d time.Duration, workers int) (SoakResult, error)
 	if err := soakOp(ctx, nil, u.String(), "connect", nil); err != nil {
 		return res, err
 	}
-	runtime.GC()
+	debug.FreeOSMemory()
 	res.Start = resources()
 
 	big := make([]byte, 64<<10)
@@ -130,7 +131,7 @@ func Soak(ctx context.Context, d time.Duration, workers int) (SoakResult, error)
 	// goroutines and descriptors to go.
 	limit := time.Now().Add(10 * time.Second)
 	for {
-		runtime.GC()
+		debug.FreeOSMemory() // a collection, and freed memory back to the OS: RSS is then what is live
 		res.End = resources()
 		if (res.End.Goroutines <= res.Start.Goroutines && res.End.FDs <= res.Start.FDs) || time.Now().After(limit) {
 			break

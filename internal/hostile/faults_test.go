@@ -1,0 +1,129 @@
+package hostile
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/daemon"
+	"github.com/gopyro/gopyro/echoserver"
+	"github.com/gopyro/gopyro/internal/testutil"
+	"github.com/gopyro/gopyro/proxy"
+)
+
+// Endless streams numbers until its consumer goes.
+type Endless struct{}
+
+func (Endless) Count() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := 0; ; i++ {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// A client process killed with SIGKILL mid-call and mid-stream: the
+// daemon's calls, connections, streams and goroutines come back to their
+// baseline.
+func TestClientKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs client processes")
+	}
+	bin := testutil.Build(t, "github.com/gopyro/gopyro/cmd/gopyro")
+	d := testutil.Serve(t, daemon.WithStreamLinger(100*time.Millisecond))
+	u, err := d.Register(&echoserver.Server{}, daemon.WithID(echoserver.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	su, err := d.Register(Endless{}, daemon.WithID("endless"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The transport's accept loop starts with the first connection.
+	if p, err := proxy.NewURI(u); err == nil {
+		_, _ = p.Call(t.Context(), "Echo", 1)
+		p.Close()
+	}
+	testutil.WaitFor(t, 5*time.Second, "the first connection to go", func() bool { return d.Stats().Conns == 0 })
+	base := runtime.NumGoroutine()
+
+	mid := testutil.Start(t, nil, bin, "call", "--timeout", "0", u.String(), "Slow", "30")
+	testutil.WaitFor(t, 10*time.Second, "the call to start", func() bool { return d.Stats().InFlight == 1 })
+	stream := testutil.Start(t, nil, bin, "call", "--stream", su.String(), "Count")
+	stream.Stdout.Wait(t, func(s string) bool { return s == "100" })
+	for _, p := range []*testutil.Process{mid, stream} {
+		if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.Exited()
+	}
+	testutil.WaitFor(t, 10*time.Second, "calls, connections, streams and goroutines to come back", func() bool {
+		s := d.Stats()
+		return s.InFlight == 0 && s.Conns == 0 && s.StreamsOpen == 0 && s.BytesInFlight == 0 && runtime.NumGoroutine() <= base
+	})
+}
+
+// A daemon process killed with SIGKILL while a proxy has calls in flight:
+// each call fails promptly with a communication error, and once a daemon
+// is back on the same address the proxy reconnects.
+func TestDaemonKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs daemon processes")
+	}
+	tg := startTarget(t)
+	p, err := proxy.NewURI(tg.uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := proxy.Call[string](t.Context(), p, "Echo", "up"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Go(func() {
+			_, err := proxy.Call[string](t.Context(), p, "Slow", 30.0)
+			errs <- err
+		})
+	}
+	// Give the calls time to be sent; the assertions below hold whether or
+	// not they were (a call not yet sent fails to redial just as promptly).
+	time.Sleep(200 * time.Millisecond)
+	killed := time.Now()
+	if err := tg.proc.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	if el := time.Since(killed); el > 2*time.Second {
+		t.Errorf("calls failed %v after the daemon died", el)
+	}
+	for err := range errs {
+		if gopyro.CodeOf(err) != gopyro.CodeCommunication {
+			t.Errorf("a call in flight when the daemon died: %v (code %v)", err, gopyro.CodeOf(err))
+		}
+	}
+	// A daemon back on the same port: the proxy redials.
+	bin := testutil.Build(t, "github.com/gopyro/gopyro/cmd/gopyro")
+	testutil.Start(t, nil, bin, "echo", "--port", strconv.Itoa(tg.uri.Port)).Stdout.Wait(t, testutil.Prefix("PYRO:"))
+	var last error
+	testutil.WaitFor(t, 10*time.Second, "the proxy to reach the new daemon", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		_, last = proxy.Call[string](ctx, p, "Echo", "back")
+		return last == nil || !errors.Is(last, gopyro.ErrCommunication)
+	})
+	if last != nil {
+		t.Fatalf("after the restart: %v", last)
+	}
+}
