@@ -363,7 +363,9 @@ func (g *GuardConn) Dispatched() (n int64, ok bool) {
 		return 0, false
 	}
 	n = g.queue[0]
-	g.queue = g.queue[1:]
+	// Shift rather than reslice: the queue stays short (what one read
+	// holds), and its array is reused instead of reallocated every time.
+	g.queue = g.queue[:copy(g.queue, g.queue[1:])]
 	return n, true
 }
 
