@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/echoserver"
 	"github.com/gopyro/gopyro/internal/testutil"
+	"github.com/gopyro/gopyro/nameserver"
 	"github.com/gopyro/gopyro/proxy"
 )
 
@@ -125,5 +129,79 @@ func TestDaemonKilled(t *testing.T) {
 	})
 	if last != nil {
 		t.Fatalf("after the restart: %v", last)
+	}
+}
+
+// A name server process restarted (SIGKILL, then started again on the
+// same port and store) while clients keep resolving through it: its
+// registrations persist, and PYRONAME proxies made after the restart
+// resolve and call again.
+func TestNameServerRestarted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs name server processes")
+	}
+	bin := testutil.Build(t, "github.com/gopyro/gopyro/cmd/gopyro")
+	store := filepath.Join(t.TempDir(), "ns.db")
+	ns := testutil.Start(t, nil, bin, "ns", "--port", "0", "--store", store)
+	nsURI := ns.Stdout.Wait(t, testutil.Prefix("PYRO:"+gopyro.NameServerID+"@"))
+	nsAddr := strings.TrimPrefix(strings.Fields(nsURI)[0], "PYRO:"+gopyro.NameServerID+"@")
+
+	d := testutil.Serve(t)
+	u, err := d.Register(&echoserver.Server{}, daemon.WithID(echoserver.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsc, err := nameserver.NewClient("PYRO:" + gopyro.NameServerID + "@" + nsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsc.Close()
+	if err := nsc.Register(t.Context(), "test.echo", u); err != nil {
+		t.Fatal(err)
+	}
+
+	// Load: goroutines resolving and calling through new PYRONAME proxies.
+	stop := make(chan struct{})
+	var okCalls, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p, err := proxy.New("PYRONAME:test.echo@" + nsAddr)
+				if err == nil {
+					ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+					_, err = proxy.Call[string](ctx, p, "Echo", "x")
+					cancel()
+					p.Close()
+				}
+				if err != nil {
+					failed.Add(1)
+				} else {
+					okCalls.Add(1)
+				}
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	testutil.WaitFor(t, 10*time.Second, "calls through the name server", func() bool { return okCalls.Load() > 20 })
+
+	if err := ns.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-ns.Exited()
+	testutil.WaitFor(t, 10*time.Second, "lookups to fail while it is down", func() bool { return failed.Load() > 0 })
+	port := nsAddr[strings.LastIndex(nsAddr, ":")+1:]
+	testutil.Start(t, nil, bin, "ns", "--port", port, "--store", store).Stdout.Wait(t, testutil.Prefix("PYRO:"))
+
+	before := okCalls.Load()
+	testutil.WaitFor(t, 10*time.Second, "PYRONAME calls to work again", func() bool { return okCalls.Load() > before+20 })
+	got, err := nsc.Lookup(t.Context(), "test.echo")
+	if err != nil || got.String() != u.String() {
+		t.Fatalf("after the restart, test.echo = %v, %v; want %v", got, err, u)
 	}
 }
