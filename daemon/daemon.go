@@ -64,13 +64,17 @@ type Daemon struct {
 	objects map[string]*entry          // guarded by mu
 	types   map[reflect.Type]*typeInfo // guarded by mu
 	conns   map[*connState]struct{}    // open connections; guarded by mu
-	streams map[string]*stream         // open streams by id; guarded by mu
-	owned   map[uint64]int             // open streams per connection id; guarded by mu
 	byInst  map[any]string             // registered Single pointer instances to their ids; guarded by mu
 	loc     location                   // advertised location; guarded by mu
 	ln      net.Listener               // guarded by mu
 	serving bool                       // guarded by mu
 	closed  bool                       // guarded by mu
+
+	// Streams have a lock of their own: opening, reading and closing them
+	// does not hold up calls, which look objects up under mu.
+	smu     sync.Mutex
+	streams map[string]*stream // open streams by id; guarded by smu
+	owned   map[uint64]int     // open streams per connection id; guarded by smu
 
 	// In-flight accounting, without the lock: calls on different objects
 	// and connections do not serialise on it.

@@ -191,11 +191,11 @@ func (d *Daemon) connClosed(cs *connState) {
 		return
 	}
 	delete(d.conns, cs)
-	d.orphanStreamsLocked(cs.id)
 	instances := cs.instances
 	cs.instances, cs.closed = nil, true
 	d.mu.Unlock()
 	cs.cancel()
+	d.orphanStreams(cs.id) // after cancel: see openStream
 	for _, inst := range instances {
 		closeInstance(inst)
 	}
@@ -342,8 +342,9 @@ type Stats struct {
 // Stats returns a snapshot of the daemon's load.
 func (d *Daemon) Stats() Stats {
 	d.mu.RLock()
-	conns, streams := len(d.conns), len(d.streams)
+	conns := len(d.conns)
 	d.mu.RUnlock()
+	streams := d.OpenStreams()
 	return Stats{
 		Conns:         conns,
 		InFlight:      int(max(d.active.Load(), 0)),

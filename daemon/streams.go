@@ -137,9 +137,9 @@ func (d *Daemon) openStream(ctx context.Context, cs *connState, kind streamKind,
 		s.shutdown()
 		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "stream", Message: "a stream needs a connection"}
 	}
-	d.mu.Lock()
+	d.smu.Lock()
 	if d.owned[cs.id] >= d.cfg.MaxStreams {
-		d.mu.Unlock()
+		d.smu.Unlock()
 		s.shutdown()
 		return nil, &gopyro.Error{Code: gopyro.CodeBusy, Op: "stream",
 			Message: fmt.Sprintf("this connection has %d open streams (the limit); close some first", d.cfg.MaxStreams)}
@@ -147,7 +147,12 @@ func (d *Daemon) openStream(ctx context.Context, cs *connState, kind streamKind,
 	d.owned[cs.id]++
 	s.owner = cs.id
 	d.streams[s.id] = s
-	d.mu.Unlock()
+	if cs.ctx.Err() != nil {
+		// The connection closed meanwhile, and connClosed may have
+		// orphaned its streams before this one existed: it lingers too.
+		d.lingerLocked(s)
+	}
+	d.smu.Unlock()
 	return d.fill(ctx, s)
 }
 
@@ -240,7 +245,7 @@ func (s *stream) shutdown() {
 
 // closeStream forgets stream id and stops its producer.
 func (d *Daemon) closeStream(id string) bool {
-	d.mu.Lock()
+	d.smu.Lock()
 	s, ok := d.streams[id]
 	if ok {
 		delete(d.streams, id)
@@ -249,14 +254,14 @@ func (d *Daemon) closeStream(id string) bool {
 		}
 		d.disownLocked(s.owner)
 	}
-	d.mu.Unlock()
+	d.smu.Unlock()
 	if ok {
 		s.shutdown()
 	}
 	return ok
 }
 
-// disownLocked counts a stream of connection id out. Called with d.mu
+// disownLocked counts a stream of connection id out. Called with d.smu
 // held.
 func (d *Daemon) disownLocked(id uint64) {
 	if d.owned[id] <= 1 {
@@ -269,7 +274,7 @@ func (d *Daemon) disownLocked(id uint64) {
 // streamNext serves the built-in StreamNext call.
 func (d *Daemon) streamNext(ctx context.Context, id string) (*wire.Chunk, error) {
 	info, _ := CallInfoFrom(ctx)
-	d.mu.Lock()
+	d.smu.Lock()
 	s, ok := d.streams[id]
 	if ok && s.owner != info.ConnID {
 		// The client reconnected: the stream moves to its new connection.
@@ -281,7 +286,7 @@ func (d *Daemon) streamNext(ctx context.Context, id string) (*wire.Chunk, error)
 		d.owned[info.ConnID]++
 		s.owner = info.ConnID
 	}
-	d.mu.Unlock()
+	d.smu.Unlock()
 	if !ok {
 		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "stream next", Message: "no open stream " + id + " (it ended, was closed, or lingered too long)"}
 	}
@@ -289,23 +294,34 @@ func (d *Daemon) streamNext(ctx context.Context, id string) (*wire.Chunk, error)
 }
 
 // orphanStreams starts the linger timer of the streams of a closed
-// connection. Called with d.mu held.
-func (d *Daemon) orphanStreamsLocked(connID uint64) {
-	for id, s := range d.streams {
-		if s.owner == connID && s.timer == nil {
-			s.timer = time.AfterFunc(d.cfg.StreamLinger, func() { d.closeStream(id) })
+// connection (whose context is already cancelled).
+func (d *Daemon) orphanStreams(connID uint64) {
+	d.smu.Lock()
+	defer d.smu.Unlock()
+	for _, s := range d.streams {
+		if s.owner == connID {
+			d.lingerLocked(s)
 		}
+	}
+}
+
+// lingerLocked starts s's linger timer, unless it runs. Called with d.smu
+// held.
+func (d *Daemon) lingerLocked(s *stream) {
+	if s.timer == nil {
+		id := s.id
+		s.timer = time.AfterFunc(d.cfg.StreamLinger, func() { d.closeStream(id) })
 	}
 }
 
 // closeAllStreams stops every stream (the daemon is closing).
 func (d *Daemon) closeAllStreams() {
-	d.mu.Lock()
+	d.smu.Lock()
 	ids := make([]string, 0, len(d.streams))
 	for id := range d.streams {
 		ids = append(ids, id)
 	}
-	d.mu.Unlock()
+	d.smu.Unlock()
 	for _, id := range ids {
 		d.closeStream(id)
 	}
@@ -313,7 +329,7 @@ func (d *Daemon) closeAllStreams() {
 
 // OpenStreams returns the number of open streams.
 func (d *Daemon) OpenStreams() int {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
+	d.smu.Lock()
+	defer d.smu.Unlock()
 	return len(d.streams)
 }
