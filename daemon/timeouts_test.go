@@ -209,3 +209,22 @@ func TestCloseEndsRefusals(t *testing.T) {
 
 // refuseCut is well under the daemon's one-second refusal bound.
 const refuseCut = 500 * time.Millisecond
+
+// A TLS connection that never sends its ClientHello is closed by the
+// handshake timeout, and its slot comes back (issue 11 item 1).
+func TestSilentTLSHandshakeCut(t *testing.T) {
+	srvTLS, _ := selfSigned(t)
+	d := testutil.Serve(t, daemon.WithTLS(srvTLS), daemon.WithHandshakeTimeout(200*time.Millisecond), daemon.WithMaxConns(1))
+	addr := d.Addr().String()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testutil.WaitFor(t, 5*time.Second, "the silent connection to be counted", func() bool { return d.Stats().Conns == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the silent TLS connection to be closed", func() bool { return d.Stats().Conns == 0 })
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the silent connection is still open")
+	}
+}
