@@ -63,12 +63,17 @@ type Daemon struct {
 	mu      sync.RWMutex
 	objects map[string]*entry          // guarded by mu
 	types   map[reflect.Type]*typeInfo // guarded by mu
-	conns   map[*connState]struct{}    // open connections; guarded by mu
 	byInst  map[any]string             // registered Single pointer instances to their ids; guarded by mu
 	loc     location                   // advertised location; guarded by mu
 	ln      net.Listener               // guarded by mu
 	serving bool                       // guarded by mu
 	closed  bool                       // guarded by mu
+
+	// Connections have a lock of their own: connecting and disconnecting
+	// does not hold up calls, which look objects up under mu. Lock order:
+	// mu before connMu.
+	connMu sync.Mutex
+	conns  map[*connState]struct{} // open connections; guarded by connMu
 
 	// Streams have a lock of their own: opening, reading and closing them
 	// does not hold up calls, which look objects up under mu.
@@ -115,8 +120,8 @@ type connState struct {
 	ctx       context.Context // cancelled when the connection closes
 	cancel    context.CancelFunc
 	done      chan struct{}            // closed when the connection has closed
-	instances map[string]reflect.Value // Session instances by object id; guarded by Daemon.mu
-	closed    bool                     // the connection has closed; guarded by Daemon.mu
+	instances map[string]reflect.Value // Session instances by object id; guarded by Daemon.connMu
+	closed    bool                     // the connection has closed; guarded by Daemon.connMu
 
 	cmu     sync.Mutex
 	cancels map[uint64]context.CancelFunc // calls in flight by request seq; guarded by cmu

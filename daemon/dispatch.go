@@ -332,9 +332,9 @@ func (d *Daemon) instance(ctx context.Context, e *entry, cs *connState) (reflect
 	if cs == nil {
 		return reflect.Value{}, errors.New("session object called without a connection")
 	}
-	d.mu.RLock()
+	d.connMu.Lock()
 	inst, ok := cs.instances[e.id]
-	d.mu.RUnlock()
+	d.connMu.Unlock()
 	if ok {
 		return inst, nil
 	}
@@ -342,7 +342,7 @@ func (d *Daemon) instance(ctx context.Context, e *entry, cs *connState) (reflect
 	if err != nil {
 		return reflect.Value{}, err
 	}
-	d.mu.Lock()
+	d.connMu.Lock()
 	cur, won := cs.instances[e.id]
 	gone := cs.closed
 	if !won && !gone {
@@ -351,7 +351,7 @@ func (d *Daemon) instance(ctx context.Context, e *entry, cs *connState) (reflect
 		}
 		cs.instances[e.id] = inst
 	}
-	d.mu.Unlock()
+	d.connMu.Unlock()
 	switch {
 	case gone: // the connection closed while the factory ran
 		closeInstance(inst)

@@ -220,12 +220,14 @@ func (d *Daemon) Unregister(id string) error {
 	delete(d.objects, id)
 	d.forgetInstLocked(e)
 	var closing []reflect.Value
+	d.connMu.Lock()
 	for cs := range d.conns {
 		if inst, ok := cs.instances[id]; ok {
 			closing = append(closing, inst)
 			delete(cs.instances, id)
 		}
 	}
+	d.connMu.Unlock()
 	d.mu.Unlock()
 	for _, inst := range closing {
 		closeInstance(inst)

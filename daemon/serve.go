@@ -113,7 +113,7 @@ func (d *Daemon) ServeConn(ctx context.Context, c net.Conn) error {
 
 // serveConn admits c and hands it to the transport.
 func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
-	d.mu.Lock()
+	d.connMu.Lock()
 	var err *gopyro.Error
 	switch {
 	case d.draining.Load():
@@ -126,9 +126,9 @@ func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 	if err != nil {
 		busy := err.Code == gopyro.CodeBusy
 		if busy {
-			d.refusing.Add(1) // under mu: Close waits only after it took mu
+			d.refusing.Add(1) // under connMu: Close waits only after it took connMu
 		}
-		d.mu.Unlock()
+		d.connMu.Unlock()
 		if busy {
 			go func() {
 				defer d.refusing.Done()
@@ -145,7 +145,7 @@ func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 	cs := &connState{id: d.nextConn.Add(1), conn: c, done: make(chan struct{})}
 	cs.ctx, cs.cancel = context.WithCancel(d.ctx)
 	d.conns[cs] = struct{}{}
-	d.mu.Unlock()
+	d.connMu.Unlock()
 	if err := d.tr.ServeConn(c, cs, func() { d.connClosed(cs) }); err != nil {
 		d.connClosed(cs) // the transport closed c
 		return nil, d.fail("serve", gopyro.CodeClosed, "daemon is closed")
@@ -185,15 +185,15 @@ const refuseDrainLimit = 1 << 20
 // cancelled, its streams start to linger and its session instances are
 // closed.
 func (d *Daemon) connClosed(cs *connState) {
-	d.mu.Lock()
+	d.connMu.Lock()
 	if _, ok := d.conns[cs]; !ok {
-		d.mu.Unlock()
+		d.connMu.Unlock()
 		return
 	}
 	delete(d.conns, cs)
 	instances := cs.instances
 	cs.instances, cs.closed = nil, true
-	d.mu.Unlock()
+	d.connMu.Unlock()
 	cs.cancel()
 	d.orphanStreams(cs.id) // after cancel: see openStream
 	for _, inst := range instances {
@@ -246,13 +246,15 @@ func (d *Daemon) Close() error {
 		return nil
 	}
 	d.closed = true
-	d.drain()
+	d.drain() // before the connections are listed: serveConn admits none after
 	ln := d.ln
+	d.mu.Unlock()
+	d.connMu.Lock()
 	conns := make([]net.Conn, 0, len(d.conns))
 	for cs := range d.conns {
 		conns = append(conns, cs.conn)
 	}
-	d.mu.Unlock()
+	d.connMu.Unlock()
 	d.cancel()
 	d.closeAllStreams()
 	var err error
@@ -341,9 +343,9 @@ type Stats struct {
 
 // Stats returns a snapshot of the daemon's load.
 func (d *Daemon) Stats() Stats {
-	d.mu.RLock()
+	d.connMu.Lock()
 	conns := len(d.conns)
-	d.mu.RUnlock()
+	d.connMu.Unlock()
 	streams := d.OpenStreams()
 	return Stats{
 		Conns:         conns,
