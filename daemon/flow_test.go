@@ -38,16 +38,34 @@ func (c *Tally) Quick() string { return "quick" }
 
 func (c *Tally) Any(v any) int { return 1 }
 
+// serveTally serves a Tally (whose Hold waits for its gate) as "c".
+func serveTally(t *testing.T, opts ...daemon.Option) (*Tally, *daemon.Daemon, gopyro.URI) {
+	t.Helper()
+	c := &Tally{open: make(chan struct{})}
+	d := testutil.Serve(t, opts...)
+	u, err := d.Register(c, daemon.WithID("c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, d, u
+}
+
+// rawClient dials u with gopyro's frame client, closed when the test ends.
+func rawClient(t *testing.T, u gopyro.URI, maxFrame int64) *wire.Client {
+	t.Helper()
+	cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: maxFrame})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
 // Oneway calls over the in-flight limit wait for a slot instead of being
 // dropped (issue 11 item 8): every oneway call written is run.
 func TestOnewayNotDropped(t *testing.T) {
 	for _, drop := range []bool{false, true} {
-		c := &Tally{open: make(chan struct{})}
-		d := testutil.Serve(t, daemon.WithMaxInFlight(4), daemon.WithDropOneway(drop))
-		u, err := d.Register(c, daemon.WithID("c"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, d, u := serveTally(t, daemon.WithMaxInFlight(4), daemon.WithDropOneway(drop))
 		const conns, each = 3, 100
 		var wg sync.WaitGroup
 		for range conns {
@@ -82,17 +100,8 @@ func TestOnewayNotDropped(t *testing.T) {
 // daemon stops reading from a connection with MaxConnInFlight requests in
 // hand, and other clients are served.
 func TestConnFairShare(t *testing.T) {
-	c := &Tally{open: make(chan struct{})}
-	d := testutil.Serve(t, daemon.WithMaxInFlight(16), daemon.WithMaxConnInFlight(4))
-	u, err := d.Register(c, daemon.WithID("c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	greedy, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer greedy.Close()
+	c, d, u := serveTally(t, daemon.WithMaxInFlight(16), daemon.WithMaxConnInFlight(4))
+	greedy := rawClient(t, u, 1<<20)
 	const n = 100
 	var wg sync.WaitGroup
 	release := sync.OnceFunc(func() { close(c.open) })
@@ -146,12 +155,7 @@ func heapInUse() int64 {
 // budget, and small calls go on meanwhile (issue 11 item 10).
 func TestBudgetBoundsStalledBodies(t *testing.T) {
 	const budget = 8 << 20
-	c := &Tally{open: make(chan struct{})}
-	d := testutil.Serve(t, daemon.WithMaxBytesInFlight(budget), daemon.WithMaxMessageSize(6<<20))
-	u, err := d.Register(c, daemon.WithID("c"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, d, u := serveTally(t, daemon.WithMaxBytesInFlight(budget), daemon.WithMaxMessageSize(6<<20))
 	p := newProxy(t, u)
 	if _, err := p.Call(t.Context(), "Quick"); err != nil {
 		t.Fatal(err)
@@ -191,17 +195,8 @@ func TestBudgetBoundsStalledBodies(t *testing.T) {
 // A payload that would decode to far more than its size is refused before
 // it is decoded (issue 11 item 11), as is a batch of too many calls.
 func TestDecodeAmplification(t *testing.T) {
-	c := &Tally{open: make(chan struct{})}
-	d := testutil.Serve(t, daemon.WithMaxBytesInFlight(32<<20))
-	u, err := d.Register(c, daemon.WithID("c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	_, _, u := serveTally(t, daemon.WithMaxBytesInFlight(32<<20))
+	cl := rawClient(t, u, 8<<20)
 	// [ [ [], [], ... 1M empty arrays ] ]: 1 MiB that decodes to ~64 MiB.
 	const n = 1 << 20
 	var b bytes.Buffer
@@ -243,16 +238,8 @@ func sendRawTo(t *testing.T, cl *wire.Client, meta map[string]string, payload []
 // A oneway call with a wrong token closes its connection, as every other
 // call with one does (issue 11 item 17).
 func TestOnewayWrongTokenCloses(t *testing.T) {
-	d := testutil.Serve(t, daemon.WithToken("secret"))
-	u, err := d.Register(&Tally{}, daemon.WithID("c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	_, d, u := serveTally(t, daemon.WithToken("secret"))
+	cl := rawClient(t, u, 1<<20)
 	meta := map[string]string{wire.MetaObject: "c", wire.MetaMethod: "Quick", wire.MetaAuth: "wrong", wire.MetaOneway: "1"}
 	if _, err := cl.Send(t.Context(), wire.Call{Meta: meta, Payload: [][]byte{{0x90}}, Oneway: true}); err != nil {
 		t.Fatal(err)
@@ -263,16 +250,8 @@ func TestOnewayWrongTokenCloses(t *testing.T) {
 // A request marked oneway in its metadata and not in its header is not a
 // gopyro client's: it gets a protocol error instead of no answer at all.
 func TestOnewayMarkMismatch(t *testing.T) {
-	d := testutil.Serve(t)
-	u, err := d.Register(&Tally{}, daemon.WithID("c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := wire.DialClient(t.Context(), "tcp", u.Address(), wire.DialOptions{MaxFrame: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	_, _, u := serveTally(t)
+	cl := rawClient(t, u, 1<<20)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	rep, err := cl.Send(ctx, wire.Call{Meta: map[string]string{wire.MetaObject: "c", wire.MetaMethod: "Quick", wire.MetaOneway: "1"}, Payload: [][]byte{{0x90}}})
