@@ -105,7 +105,7 @@ Examples:
 			return printJSON(e.stdout, out)
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (for example 5s; 0: no limit)")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultCallTimeout, "give up after this long, streams included (0: no limit)")
 	cmd.Flags().StringVar(&ns, "ns", "", "name server HOST:PORT for PYRONAME/PYROMETA URIs (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
 	cmd.Flags().StringVar(&token, "token", "", "shared secret the daemon requires, if any")
 	cmd.Flags().BoolVar(&stream, "stream", false, "the method returns a stream: print its items, one a line")
@@ -182,3 +182,7 @@ func jsonable(v any) any {
 	}
 	return v
 }
+
+// defaultCallTimeout bounds a call whose peer never answers: a one-shot
+// command should not wait forever (issue 15 item 4).
+const defaultCallTimeout = 30 * time.Second

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,6 +116,32 @@ func TestEchoAndCall(t *testing.T) {
 	_, _, err = run(t, "call", "--timeout", "50ms", uri, "slow", "60")
 	if !errors.Is(err, gopyro.ErrTimeout) {
 		t.Fatalf("timeout: %v", err)
+	}
+}
+
+// gopyro call gives up on a silent peer: a finite timeout by default.
+func TestCallSilentPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts, reads, never answers
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); _ = c.Close() }()
+		}
+	}()
+	_, _, err = run(t, "call", "--timeout", "200ms", "PYRO:x@"+ln.Addr().String(), "m")
+	if !errors.Is(err, gopyro.ErrTimeout) {
+		t.Fatalf("a silent peer: %v", err)
+	}
+	help, _, err := run(t, "call", "--help")
+	if err != nil || defaultCallTimeout <= 0 || !strings.Contains(help, "(default "+defaultCallTimeout.String()+")") {
+		t.Fatalf("call's default timeout: %v\n%s", err, help)
 	}
 }
 
