@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gopyro/gopyro"
@@ -80,6 +81,12 @@ func EncodeError(err error) []byte {
 		re.Message = ge.Message
 		if re.Message == "" && ge.Err != nil {
 			re.Message = ge.Err.Error()
+		}
+		if outer := err.Error(); error(ge) != err && strings.Contains(outer, ge.Error()) {
+			// Wrapped with %w around a gopyro error (a sentinel made by
+			// gopyro.NewError): the wrapper's own words travel too, while
+			// code and type still let errors.Is match the sentinel.
+			re.Message = strings.Replace(outer, ge.Error(), re.Message, 1)
 		}
 		re.Stack = ge.Stack
 	}
