@@ -98,6 +98,9 @@ func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
 		}
 		target = gopyro.NewPyroURI(gopyro.NameServerID, host, n)
 	} else {
+		if err := proxy.NSEnvError(); err != nil {
+			return nil, err
+		}
 		target = proxy.NameServerURI(gopyro.URI{})
 	}
 	c, err := NewClient(target.String(), cfg.proxyOpts...)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net"
 	"os"
@@ -35,6 +36,21 @@ const (
 type NameServerResolver struct {
 	// Options configure the proxy used to reach the name server.
 	Options []Option
+}
+
+// NSEnvError reports a GOPYRO_NS_PORT that is set but is not a port, so
+// that a typo is an error instead of a silent fall back to the default
+// name server.
+func NSEnvError() error {
+	v := os.Getenv(EnvNSPort)
+	if v == "" {
+		return nil
+	}
+	if p, err := strconv.Atoi(v); err != nil || p < 1 || p > maxPort {
+		return &gopyro.Error{Code: gopyro.CodeInvalid, Op: "locate name server",
+			Message: fmt.Sprintf("%s=%s is not a port (1 to %d)", EnvNSPort, gopyro.Clip(v), maxPort)}
+	}
+	return nil
 }
 
 // NameServerURI returns the name server URI for the location in u (which
@@ -73,6 +89,11 @@ func (r *NameServerResolver) Resolve(ctx context.Context, u gopyro.URI) (gopyro.
 	case gopyro.SchemePyroName, gopyro.SchemePyroMeta:
 	default:
 		return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "resolve", URI: u.String(), Message: "unknown scheme"}
+	}
+	if u.Port == 0 && u.Socket == "" {
+		if err := NSEnvError(); err != nil {
+			return gopyro.URI{}, err
+		}
 	}
 	ns, err := NewURI(NameServerURI(u), r.Options...)
 	if err != nil {

@@ -443,3 +443,15 @@ func TestServerTimeoutFlags(t *testing.T) {
 		}
 	}
 }
+
+// An invalid GOPYRO_NS_PORT is reported, not replaced by the default name
+// server (issue 15 item 10).
+func TestBadNSPortEnv(t *testing.T) {
+	t.Setenv("GOPYRO_NS_PORT", "70000")
+	for _, args := range [][]string{{"nsc", "list"}, {"call", "PYRONAME:x", "m"}} {
+		_, _, err := run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), `GOPYRO_NS_PORT="70000" is not a port`) {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
