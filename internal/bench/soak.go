@@ -20,18 +20,16 @@ import (
 // SoakResult is what a soak run measured: the traffic it carried and the
 // process's resources before and after it.
 type SoakResult struct {
-	Duration   time.Duration  `json:"duration"`
+	Duration   time.Duration  `json:"duration_ns"`
 	Ops        int64          `json:"ops"`
 	OpsPerSec  float64        `json:"ops_per_sec"`
-	P50, P99   time.Duration  `json:"-"`
 	P50ms      float64        `json:"p50_ms"`
 	P99ms      float64        `json:"p99_ms"`
 	Errors     int64          `json:"errors"`
 	FirstError string         `json:"first_error,omitempty"`
 	ByKind     map[string]int `json:"by_kind"`
-	Start, End Resources      `json:"-"`
-	StartJSON  Resources      `json:"start"`
-	EndJSON    Resources      `json:"end"`
+	Start      Resources      `json:"start"`
+	End        Resources      `json:"end"`
 }
 
 // Resources are a process's counts at one moment.
@@ -118,9 +116,8 @@ func Soak(ctx context.Context, d time.Duration, workers int) (SoakResult, error)
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) > 0 {
-		res.P50, res.P99 = all[len(all)/2], all[len(all)*99/100]
+		res.P50ms, res.P99ms = float64(all[len(all)/2])/1e6, float64(all[len(all)*99/100])/1e6
 	}
-	res.P50ms, res.P99ms = float64(res.P50)/1e6, float64(res.P99)/1e6
 	res.ByKind = map[string]int{}
 	for _, k := range kinds {
 		for name, n := range k {
@@ -138,7 +135,6 @@ func Soak(ctx context.Context, d time.Duration, workers int) (SoakResult, error)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	res.StartJSON, res.EndJSON = res.Start, res.End
 	return res, nil
 }
 

@@ -83,7 +83,7 @@ func TestDaemonKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs daemon processes")
 	}
-	tg := startTarget(t)
+	tg := startTarget(t, "--max-in-flight", "3") // a fourth call is refused: the three are in flight
 	p, err := proxy.NewURI(tg.uri)
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +100,10 @@ func TestDaemonKilled(t *testing.T) {
 			errs <- err
 		})
 	}
-	// Give the calls time to be sent; the assertions below hold whether or
-	// not they were (a call not yet sent fails to redial just as promptly).
-	time.Sleep(200 * time.Millisecond)
+	testutil.WaitFor(t, 10*time.Second, "three calls in flight", func() bool {
+		_, err := proxy.Call[string](t.Context(), p, "Echo", "probe")
+		return errors.Is(err, gopyro.ErrBusy)
+	})
 	killed := time.Now()
 	if err := tg.proc.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -51,8 +51,7 @@ type target struct {
 func startTarget(t *testing.T, extra ...string) *target {
 	t.Helper()
 	bin := testutil.Build(t, "github.com/gopyro/gopyro/cmd/gopyro")
-	d := strconv.Quote(timeout.String())
-	d = strings.Trim(d, `"`)
+	d := timeout.String()
 	// The idle timeout stays long: the good client, in this (race
 	// detector) process, may itself be paused for seconds while attackers
 	// build their frames, and idle connections are closed by the

@@ -153,23 +153,31 @@ func TestGuardMaxPending(t *testing.T) {
 func TestGuardCloseWhileWaiting(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
-	budget := NewBudget(1 << 20)
+	first, second := request(1, []byte{0x90}, nil), request(2, []byte{0x90}, nil)
+	// Room for the first request's body, not for both: the second waits
+	// in the budget's line, where the test can see it.
+	body := int64(len(first) - frameHeaderLen)
+	budget := NewBudget(body * 3 / 2) // large requests may hold 7/8 of it
+
 	g := NewGuardConn(b, 1<<20, nil)
-	g.Strict, g.MaxPending, g.Budget = true, 1, budget
-	go func() { _, _ = a.Write(request(1, []byte{0x90}, nil)); _, _ = a.Write(request(2, []byte{0x90}, nil)) }()
+	g.Strict, g.Budget = true, budget
+	go func() { _, _ = a.Write(first); _, _ = a.Write(second) }()
 	r := bufio.NewReaderSize(g, 1024)
-	m := protocol.NewMessage()
-	if err := m.Decode(r); err != nil {
+	if err := protocol.NewMessage().Decode(r); err != nil {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- protocol.NewMessage().Decode(r) }()
-	time.Sleep(20 * time.Millisecond) // let it block; the test holds either way
+	waitFor(t, func() bool {
+		budget.large.mu.Lock()
+		defer budget.large.mu.Unlock()
+		return len(budget.large.waiters) == 1
+	})
 	g.Close()
 	if err := <-errc; err == nil {
 		t.Fatal("the waiting read did not fail on close")
 	}
-	if budget.InUse() != 0 {
+	if budget.InUse() != 0 || budget.large.InUse() != 0 {
 		t.Fatalf("%d bytes still held after close", budget.InUse())
 	}
 }
