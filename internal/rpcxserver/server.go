@@ -204,7 +204,7 @@ func (r *reply) Reply(payload ...[]byte) error {
 	if r.gc != nil && r.gc.Budget != nil {
 		// The reply is in memory until the peer takes it: count it, so
 		// that replies nobody reads stop the reading of more requests.
-		defer r.gc.Budget.Release(r.gc.Budget.Charge(int64(n)))
+		defer r.gc.Budget.Uncharge(r.gc.Budget.Charge(int64(n)))
 	}
 	if r.gc != nil && r.msg != nil && n >= DirectReplySize {
 		// rpcx would copy the payload into a frame buffer first.

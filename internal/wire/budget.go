@@ -135,25 +135,31 @@ func (b *Budget) tryAcquire(n int64) (int64, bool) {
 }
 
 // Charge counts n bytes of memory already spent (an encoded reply) without
-// waiting, even beyond the budget's size, and returns what to give back
-// with Release. A large reply is charged to what large requests may hold
-// only: while it waits for its reader, large requests wait, small ones
-// go on.
+// waiting, even beyond the budget's size, and returns what it counted, to
+// be given back with Uncharge. Only a large reply is counted, and only
+// against what large requests may hold: while it waits for its reader,
+// large requests wait, small ones go on (small replies are bounded by the
+// requests in hand).
 func (b *Budget) Charge(n int64) int64 {
 	if !b.isLarge(n) {
-		return 0 // small replies are bounded by the requests in hand
+		return 0
 	}
 	b.large.mu.Lock()
 	b.large.used += n
 	b.large.mu.Unlock()
-	return -n
+	return n
 }
 
-// Release gives back n bytes taken by Acquire, TryAcquire or Charge.
+// Uncharge gives back what Charge counted.
+func (b *Budget) Uncharge(n int64) {
+	if n > 0 {
+		b.large.release(n)
+	}
+}
+
+// Release gives back n bytes taken by Acquire or TryAcquire.
 func (b *Budget) Release(n int64) {
 	switch {
-	case n < 0: // a charge
-		b.large.release(-n)
 	case b.isLarge(n):
 		b.large.release(n)
 		b.release(n)

@@ -61,7 +61,7 @@ func TestBudget(t *testing.T) {
 	if _, ok := b.TryAcquire(16); !ok {
 		t.Fatal("a small request was refused while a large reply is charged")
 	}
-	b.Release(c)
+	b.Uncharge(c)
 	b.Release(16)
 	if _, ok := b.TryAcquire(896); !ok {
 		t.Fatal("the charge was not given back")
