@@ -1,0 +1,83 @@
+package classic
+
+import "github.com/gopyro/gopyro"
+
+// DefaultPort is the port a classic server listens on unless told
+// otherwise, RPyC's classic port.
+const DefaultPort = 18812
+
+// ObjectID is the object id of the session object a classic server
+// serves: PYRO:gopyro.classic@host:port.
+const ObjectID = "gopyro.classic"
+
+// Errors a session call can fail with; match them with errors.Is.
+var (
+	// ErrSessionLost: the session's worker process is gone (it exited,
+	// crashed, ran out of memory, was killed after a deadline, or the
+	// session was idle too long or closed). The message says why. The
+	// server goes on serving; Connect again for a new session.
+	ErrSessionLost = &gopyro.Error{Code: gopyro.CodeClosed, RemoteType: "classic.SessionLost"}
+	// ErrCompile: the code does not parse or type-check; the message
+	// gives the line and column.
+	ErrCompile = &gopyro.Error{Code: gopyro.CodeArgument, RemoteType: "classic.CompileError"}
+	// ErrPanic: the code panicked, or a function called by name returned
+	// an error. The message has the panic value and the code's position.
+	ErrPanic = &gopyro.Error{Code: gopyro.CodeRemote, RemoteType: "classic.Panic"}
+	// ErrUnsupported: the code uses something the interpreter (yaegi)
+	// lacks: the Go 1.21 builtins min, max and clear, range over an int
+	// or a func, standard library symbols newer than Go 1.22.
+	ErrUnsupported = &gopyro.Error{Code: gopyro.CodeUnsupported, RemoteType: "classic.Unsupported"}
+	// ErrNotSendable: an evaluated value cannot travel (a channel, a
+	// func, or a value holding one); the message names the type.
+	ErrNotSendable = &gopyro.Error{Code: gopyro.CodeArgument, RemoteType: "classic.NotSendable"}
+)
+
+// failureError turns a worker's failure into the error a client sees.
+func failureError(f *failure) *gopyro.Error {
+	e := &gopyro.Error{Message: f.Msg, Stack: f.Stack}
+	switch f.Kind {
+	case kindCompile:
+		e.Code, e.RemoteType = gopyro.CodeArgument, "classic.CompileError"
+	case kindPanic:
+		e.Code, e.RemoteType = gopyro.CodeRemote, "classic.Panic"
+	case kindUnsupported:
+		e.Code, e.RemoteType = gopyro.CodeUnsupported, "classic.Unsupported"
+	case kindValue:
+		e.Code, e.RemoteType = gopyro.CodeArgument, "classic.NotSendable"
+	case kindTimeout:
+		e.Code, e.RemoteType = gopyro.CodeTimeout, "classic.Timeout"
+	case kindArgument:
+		e.Code, e.RemoteType = gopyro.CodeArgument, "classic.ArgumentError"
+	case kindNotFound:
+		e.Code, e.RemoteType = gopyro.CodeNotFound, "classic.NotFound"
+	default:
+		e.Code, e.RemoteType = gopyro.CodeProtocol, "classic.ProtocolError"
+	}
+	return e
+}
+
+func lostError(reason string) *gopyro.Error {
+	return &gopyro.Error{Code: gopyro.CodeClosed, RemoteType: "classic.SessionLost", Message: "the session is lost: " + reason}
+}
+
+// Info describes a session, as [Session.Open] returns it.
+type Info struct {
+	ID  string // the session id, sent with every later call
+	PID int    // the worker process
+}
+
+// Marks are the offsets just past everything a session's code had
+// written to stdout and stderr when a call returned: a client that
+// redirected output waits until it has written that far.
+type Marks struct {
+	Stdout int64
+	Stderr int64
+}
+
+// Chunk is a piece of a session's output: FD 1 for stdout, 2 for stderr;
+// End is the stream offset just past Data.
+type Chunk struct {
+	FD   int
+	End  int64
+	Data []byte
+}
