@@ -34,9 +34,9 @@ type Client struct {
 	pollDone   chan struct{}
 	pollOnce   sync.Once
 	mu         sync.Mutex
-	w          [2]io.Writer // where stdout and stderr go; nil: the server's console
-	last       [2]io.Writer // the writer of output routed before a redirect ended
-	delivered  [2]int64     // offsets written to the writers
+	w          [2]io.Writer  // where stdout and stderr go; nil: the server's console
+	last       [2]io.Writer  // the writer of output routed before a redirect ended
+	delivered  [2]int64      // offsets written to the writers
 	progress   chan struct{} // closed (and replaced) when delivered moves
 	pollFailed error
 	polling    bool

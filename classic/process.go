@@ -3,7 +3,6 @@ package classic
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -271,8 +270,6 @@ func (p *outPipe) mark() int64 {
 	}
 	return p.n + int64(waiting)
 }
-
-var errTail = errors.New("tail")
 
 // tail keeps the last bytes written to it.
 type tail struct {

@@ -49,11 +49,11 @@ type Session struct {
 	lost     *gopyro.Error // why the session ended; nil while it lives
 	gone     chan struct{} // closed when the session ends
 	idle     *time.Timer
-	calls    int          // calls in progress (an idle session has none)
-	redirect [2]bool      // stdout, stderr go to the client
-	routed   [2]int64     // offset past the last byte routed anywhere
-	outbox   []Chunk      // output waiting for the client
-	outBytes int          //
+	calls    int           // calls in progress (an idle session has none)
+	redirect [2]bool       // stdout, stderr go to the client
+	routed   [2]int64      // offset past the last byte routed anywhere
+	outbox   []Chunk       // output waiting for the client
+	outBytes int           //
 	changed  chan struct{} // closed (and replaced) when outbox changes
 	uploads  map[string]*upload
 	stderr   tail
