@@ -101,7 +101,9 @@ func (c *Client) PID() int { return c.info.PID }
 // Execute returns, everything the code printed to a redirected stream
 // has been written to its writer.
 func (c *Client) Execute(ctx context.Context, code string) error {
-	res, err := c.p.Call(ctx, "Execute", c.info.ID, code)
+	cctx, timeout, cancel := extend(ctx)
+	defer cancel()
+	res, err := c.p.Call(cctx, "Execute", c.info.ID, code, timeout)
 	if err != nil {
 		return err
 	}
@@ -133,11 +135,13 @@ func Call[T any](ctx context.Context, c *Client, name string, args ...any) (T, e
 
 func valued[T any](ctx context.Context, c *Client, method, src string, args []any) (T, error) {
 	var zero, v T
+	cctx, timeout, cancel := extend(ctx)
+	defer cancel()
 	in := []any{c.info.ID, src}
 	if method == "Call" {
 		in = append(in, args)
 	}
-	res, err := c.p.Call(ctx, method, in...)
+	res, err := c.p.Call(cctx, method, append(in, timeout)...)
 	if err != nil {
 		return zero, err
 	}
@@ -149,6 +153,27 @@ func valued[T any](ctx context.Context, c *Client, method, src string, args []an
 		return zero, err
 	}
 	return v, nil
+}
+
+// replyGrace is how long past a call's deadline the client waits for the
+// server to say what happened at the deadline.
+const replyGrace = 3 * time.Second
+
+// extend returns a context for a call that ends replyGrace after ctx's
+// deadline (or when ctx is cancelled), and ctx's time left, to send.
+func extend(ctx context.Context) (context.Context, int64, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, 0, func() {}
+	}
+	left := max(time.Until(dl), time.Millisecond)
+	cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), dl.Add(replyGrace))
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	return cctx, int64(left), func() { stop(); cancel() }
 }
 
 // RedirectStdout sends the session's stdout to w from now on (streamed

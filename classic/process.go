@@ -271,25 +271,41 @@ func (p *outPipe) mark() int64 {
 	return p.n + int64(waiting)
 }
 
-// tail keeps the last bytes written to it.
+// tail keeps the last bytes written to it, and the last line that
+// starts a crash report ("fatal error: ...", "panic: ...", the runtime's
+// "out of memory"), which the stack dump after it would push out.
 type tail struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
+	mu    sync.Mutex
+	buf   []byte
+	max   int
+	crash string
 }
+
+var crashStarts = []string{"fatal error: ", "panic: ", "runtime: out of memory"}
 
 func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
+	for _, s := range crashStarts {
+		if i := bytes.Index(p, []byte(s)); i >= 0 && (i == 0 || p[i-1] == '\n') {
+			line := p[i:]
+			if j := bytes.IndexByte(line, '\n'); j >= 0 {
+				line = line[:j]
+			}
+			t.crash = string(line[:min(len(line), 300)])
+			break
+		}
+	}
 	if over := len(t.buf) - t.max; over > 0 {
 		t.buf = bytes.Clone(t.buf[over:])
 	}
 	return len(p), nil
 }
 
+// bytes returns the crash line (if any) and the last bytes.
 func (t *tail) bytes() []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return bytes.Clone(t.buf)
+	return append([]byte(t.crash+"\n"), t.buf...)
 }

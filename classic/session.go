@@ -124,30 +124,39 @@ func (ss *Session) Open(ctx context.Context) (Info, error) {
 
 // Execute runs code in the session: statements, declarations (which
 // persist), imports. Standard packages used by name are imported for it.
-func (ss *Session) Execute(ctx context.Context, sid, code string) (Marks, error) {
-	_, marks, err := ss.request(ctx, sid, &wRequest{Op: opExec, Src: code})
+//
+// timeout (nanoseconds; 0: none) is the caller's own deadline: the
+// caller waits a little longer for the answer, so that it learns what
+// happened at the deadline (stopped, or the session lost).
+func (ss *Session) Execute(ctx context.Context, sid, code string, timeout int64) (Marks, error) {
+	_, marks, err := ss.request(ctx, sid, timeout, &wRequest{Op: opExec, Src: code})
 	return marks, err
 }
 
 // Eval evaluates an expression and returns its value (msgpack).
-func (ss *Session) Eval(ctx context.Context, sid, expr string) (msgpack.RawMessage, Marks, error) {
-	return ss.request(ctx, sid, &wRequest{Op: opEval, Src: expr})
+func (ss *Session) Eval(ctx context.Context, sid, expr string, timeout int64) (msgpack.RawMessage, Marks, error) {
+	return ss.request(ctx, sid, timeout, &wRequest{Op: opEval, Src: expr})
 }
 
 // Call calls the function the session knows as name (a declared func or
 // a package function such as os.Getwd) with args, converted to its
 // parameter types, and returns its result (msgpack; several results
 // come as an array; a non-nil error result fails the call).
-func (ss *Session) Call(ctx context.Context, sid, name string, args msgpack.RawMessage) (msgpack.RawMessage, Marks, error) {
-	return ss.request(ctx, sid, &wRequest{Op: opCall, Src: name, Args: args})
+func (ss *Session) Call(ctx context.Context, sid, name string, args msgpack.RawMessage, timeout int64) (msgpack.RawMessage, Marks, error) {
+	return ss.request(ctx, sid, timeout, &wRequest{Op: opCall, Src: name, Args: args})
 }
 
-func (ss *Session) request(ctx context.Context, sid string, req *wRequest) (msgpack.RawMessage, Marks, error) {
+func (ss *Session) request(ctx context.Context, sid string, timeout int64, req *wRequest) (msgpack.RawMessage, Marks, error) {
 	p, err := ss.enter(sid)
 	if err != nil {
 		return nil, Marks{}, err
 	}
 	defer ss.leave()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeout))
+		defer cancel()
+	}
 	if t := ss.srv.cfg.CallTimeout; t > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)

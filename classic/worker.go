@@ -102,13 +102,31 @@ func ServeWorker() {
 	os.Exit(0)
 }
 
-// limitMemory caps the worker's memory at n bytes: the Go runtime's soft
-// limit makes the collector work hard near it, and RLIMIT_DATA makes an
-// allocation past it fail, which ends the process ("out of memory").
+// limitMemory caps the memory the worker takes from now on at n bytes:
+// the Go runtime's soft limit makes the collector work hard near it, and
+// RLIMIT_DATA (counted from the data size the process starts with, which
+// a race-detector build makes large) makes an allocation past it fail,
+// which ends the process ("out of memory").
 func limitMemory(n int64) {
 	debug.SetMemoryLimit(n - n/8)
-	lim := &syscall.Rlimit{Cur: uint64(n), Max: uint64(n)}
+	base := vmData()
+	lim := &syscall.Rlimit{Cur: uint64(base + n), Max: uint64(base + n)}
 	_ = syscall.Setrlimit(syscall.RLIMIT_DATA, lim)
+}
+
+// vmData returns the process's data size (VmData), in bytes.
+func vmData() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmData:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // watchParent exits when the parent process is gone (the worker was
