@@ -51,7 +51,8 @@ type Session struct {
 	idle     *time.Timer
 	calls    int           // calls in progress (an idle session has none)
 	redirect [2]bool       // stdout, stderr go to the client
-	routed   [2]int64      // offset past the last byte routed anywhere
+	taken    [2]int64      // offset past the last byte a pump routed
+	routed   [2]int64      // offset past the last byte in the outbox or written to the console
 	outbox   []Chunk       // output waiting for the client
 	outBytes int           //
 	changed  chan struct{} // closed (and replaced) when outbox changes
@@ -164,6 +165,11 @@ func (ss *Session) request(ctx context.Context, sid string, timeout int64, req *
 	}
 	rep, err := p.do(ctx, req, deathGrace)
 	marks := Marks{Stdout: p.out[0].mark(), Stderr: p.out[1].mark()}
+	if err == nil {
+		// The output of the call is on the console or in the outbox
+		// before the call returns, in order with what the client prints.
+		ss.waitRouted(ctx, marks)
+	}
 	switch {
 	case err != nil:
 		reason := ""
@@ -196,7 +202,7 @@ func (ss *Session) Redirect(sid string, fd int, on bool) (int64, error) {
 	if !on {
 		ss.broadcast() // a pump waiting for room routes to the console now
 	}
-	return ss.routed[fd-1], nil
+	return ss.taken[fd-1], nil
 }
 
 // Output waits for output redirected to the client and returns it, up to
@@ -524,6 +530,10 @@ func (ss *Session) pump(i int) {
 			}
 			if !ss.route(i, buf[:n], end) {
 				_, _ = console.Write(buf[:n])
+				ss.mu.Lock()
+				ss.routed[i] = end
+				ss.broadcast()
+				ss.mu.Unlock()
 			}
 		}
 		if err != nil {
@@ -546,14 +556,36 @@ func (ss *Session) route(i int, data []byte, end int64) bool {
 		}
 		ss.mu.Lock()
 	}
-	ss.routed[i] = end
+	ss.taken[i] = end
 	if !ss.redirect[i] {
 		return false
 	}
+	ss.routed[i] = end
 	ss.outbox = append(ss.outbox, Chunk{FD: i + 1, End: end, Data: bytes.Clone(data)})
 	ss.outBytes += len(data)
 	ss.broadcast()
 	return true
+}
+
+// waitRouted waits until the pumps have routed the output up to m (or
+// the session ends, or ctx does).
+func (ss *Session) waitRouted(ctx context.Context, m Marks) {
+	for {
+		ss.mu.Lock()
+		done := ss.routed[0] >= m.Stdout && ss.routed[1] >= m.Stderr || ss.lost != nil
+		changed := ss.changed
+		ss.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ss.gone:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // broadcast wakes everyone waiting for the outbox to change. Called with

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gopyro/gopyro/classic"
 	"github.com/gopyro/gopyro/examples/chain"
+	cookbook "github.com/gopyro/gopyro/examples/classic"
 	"github.com/gopyro/gopyro/examples/greeting"
 	"github.com/gopyro/gopyro/examples/shop"
 	"github.com/gopyro/gopyro/nameserver"
@@ -21,7 +25,7 @@ import (
 func demoCmd(e *env) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "demo greeting|chain|shop",
+		Use:   "demo greeting|chain|shop|classic",
 		Short: "Run one of the example scenarios end to end",
 		Long: `Run an example scenario in one command: its own in-memory name server on a
 free 127.0.0.1 port, the scenario's servers, then its client. Every line is
@@ -33,19 +37,22 @@ share this one process so that nothing is left behind.
   greeting  a client asks the name server for "example.greeting" and is
             greeted (--name sets the name it types, default gopyro)
   chain     three servers in a ring pass a message round back to the first
-  shop      two customers shop at BuyAnythingOnline; the accounts are listed`,
+  shop      two customers shop at BuyAnythingOnline; the accounts are listed
+  classic   RPyC's classic recipe: a client runs Go code on a classic server,
+            first printing on the server's console, then redirecting the
+            session's stdout to its own`,
 		Example: "  gopyro demo chain\n  gopyro demo greeting --name Ada",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := exactArgs(1)(cmd, args); err != nil {
 				return err
 			}
 			switch args[0] {
-			case "greeting", "chain", "shop":
+			case "greeting", "chain", "shop", "classic":
 				return nil
 			}
-			return usageError{fmt.Errorf("unknown scenario %q (greeting, chain or shop)", args[0])}
+			return usageError{fmt.Errorf("unknown scenario %q (greeting, chain, shop or classic)", args[0])}
 		},
-		ValidArgs: []string{"greeting", "chain", "shop"},
+		ValidArgs: []string{"greeting", "chain", "shop", "classic"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), args[0], name, e.stdout)
 		},
@@ -58,6 +65,9 @@ share this one process so that nothing is left behind.
 func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err error) {
 	out := &prefixer{w: stdout}
 	defer func() { err = errors.Join(err, out.flush()) }()
+	if scenario == "classic" {
+		return runClassicDemo(ctx, out)
+	}
 
 	nsOut := out.part("ns")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -136,6 +146,28 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 		return shop.Client(ctx, ns, client)
 	}
 	return usageError{fmt.Errorf("unknown scenario %q", scenario)}
+}
+
+// runClassicDemo runs the cookbook's classic recipe: a classic server
+// (its workers are this program, re-executed) and its client.
+func runClassicDemo(ctx context.Context, out *prefixer) (err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	s, errc, err := cookbook.Start(sctx, ln, out.part("server"), classic.Config{
+		WorkerCommand: func() *exec.Cmd { return exec.Command(exe, "classic", "worker") }})
+	if err != nil {
+		stop()
+		return err
+	}
+	defer func() { stop(); err = errors.Join(err, <-errc) }()
+	return cookbook.Client(ctx, s.Addr().String(), out.part("client"))
 }
 
 // prefixer writes whole lines from several parts to one writer, each line
