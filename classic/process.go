@@ -31,6 +31,7 @@ type process struct {
 	mu sync.Mutex // one request at a time
 
 	killOnce sync.Once
+	watching bool          // watch runs; set before any kill
 	exited   chan struct{} // closed once the process has exited
 	status   string        // how it exited; set before exited closes
 }
@@ -86,6 +87,7 @@ func startProcess(ctx context.Context, cmd *exec.Cmd, memory int64, timeout time
 		return fail(fmt.Errorf("start worker %s: %w", cmd.Path, err))
 	}
 	closeWorkerEnds()
+	p.watching = true
 	go p.watch()
 	raw, err := rc.Dispense("control")
 	if err != nil {
@@ -137,6 +139,15 @@ func (p *process) kill() {
 	p.killOnce.Do(func() {
 		if p.cmd.Process != nil {
 			_ = p.cmd.Process.Kill()
+		}
+		if p.watching {
+			// Once the process is gone its connection has ended, and
+			// go-plugin's cleanup does not write to it (yamux would log
+			// the failed write).
+			select {
+			case <-p.exited:
+			case <-time.After(2 * time.Second):
+			}
 		}
 		p.client.Kill()
 		p.ctl.Close()
@@ -279,6 +290,7 @@ type tail struct {
 	buf   []byte
 	max   int
 	crash string
+	line  []byte // the unfinished last line
 }
 
 var crashStarts = []string{"fatal error: ", "panic: ", "runtime: out of memory"}
@@ -287,16 +299,25 @@ func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
-	for _, s := range crashStarts {
-		if i := bytes.Index(p, []byte(s)); i >= 0 && (i == 0 || p[i-1] == '\n') {
-			line := p[i:]
-			if j := bytes.IndexByte(line, '\n'); j >= 0 {
-				line = line[:j]
-			}
-			t.crash = string(line[:min(len(line), 300)])
+	// Lines are checked whole: a pipe read may end mid-line.
+	t.line = append(t.line, p...)
+	for {
+		i := bytes.IndexByte(t.line, '\n')
+		if i < 0 {
 			break
 		}
+		for _, s := range crashStarts {
+			if bytes.HasPrefix(t.line[:i], []byte(s)) {
+				t.crash = string(t.line[:min(i, 300)])
+				break
+			}
+		}
+		t.line = t.line[i+1:]
 	}
+	if len(t.line) > 300 {
+		t.line = t.line[:300] // the start of a long line is enough
+	}
+	t.line = bytes.Clone(t.line)
 	if over := len(t.buf) - t.max; over > 0 {
 		t.buf = bytes.Clone(t.buf[over:])
 	}
@@ -307,5 +328,5 @@ func (t *tail) Write(p []byte) (int, error) {
 func (t *tail) bytes() []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]byte(t.crash+"\n"), t.buf...)
+	return append([]byte(t.crash+"\n"+string(t.line)+"\n"), t.buf...)
 }

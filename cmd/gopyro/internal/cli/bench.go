@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -42,7 +43,12 @@ The soak case (--case soak, alone) is different: gopyro only, for the whole
 oneway calls, streams, batches, connect-call-close, 64 KiB calls). It reports
 calls/s, p50 and p99 latency, errors, and this process's RSS, goroutines and
 file descriptors before and after: once every client has closed, goroutines
-and descriptors must be back where they started.`,
+and descriptors must be back where they started.
+
+The classic case (--case classic, alone) measures classic mode against a
+plain gopyro call measured in between: execute and eval round trips,
+connect + first execute + close, redirected stdout lines/s, and this
+process's RSS with 16 idle sessions (workers apart).`,
 		Example: "  gopyro bench --duration 2s --runs 5\n  gopyro bench --case small,echo-16MiB --json\n  gopyro bench --case soak --duration 60s",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,6 +56,12 @@ and descriptors must be back where they started.`,
 				return usageError{fmt.Errorf("--duration must be positive and --runs at least 1")}
 			}
 			ctx := cmd.Context()
+			if slices.Contains(cases, "classic") {
+				if len(cases) > 1 {
+					return usageError{fmt.Errorf("the classic case runs alone")}
+				}
+				return runClassicBench(e, cmd, duration, asJSON)
+			}
 			if slices.Contains(cases, "soak") {
 				if len(cases) > 1 {
 					return usageError{fmt.Errorf("the soak case runs alone")}
@@ -178,4 +190,26 @@ func human(v float64) string {
 	default:
 		return fmt.Sprintf("%.0f", v)
 	}
+}
+
+func runClassicBench(e *env, cmd *cobra.Command, d time.Duration, asJSON bool) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rs, err := bench.Classic(cmd.Context(), func() *exec.Cmd { return exec.Command(exe, "classic", "worker") }, d)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(rs)
+	}
+	for _, r := range rs {
+		line := fmt.Sprintf("%-24s %12.1f %-10s", r.Case, r.Rate, r.Unit)
+		if r.BaseRate > 0 {
+			line += fmt.Sprintf(" %.2fx of a %s (%.0f/s)", r.Rate/r.BaseRate, r.Baseline, r.BaseRate)
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+	return nil
 }
