@@ -15,6 +15,7 @@ import (
 var readmeFree = []string{
 	"ctx context.Context",
 	"ctx context.Context, p, bank *proxy.Proxy, balance int, listener any",
+	"ctx context.Context",
 }
 
 // TestREADMECompiles compiles every Go block of README.md against this
@@ -54,12 +55,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 
+	"github.com/gopyro/gopyro/classic"
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/proxy"
 )
 
-var _ = fmt.Sprint
+var _, _, _ = fmt.Sprint, os.Stdout, classic.DefaultPort
 
 ` + top.String() + "\n" + funcs.String()
 

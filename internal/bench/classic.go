@@ -166,4 +166,3 @@ func rate(ctx context.Context, d time.Duration, f func() error) (float64, error)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }
-
