@@ -32,32 +32,28 @@ var (
 	ErrNotSendable = &gopyro.Error{Code: gopyro.CodeArgument, RemoteType: "classic.NotSendable"}
 )
 
+// kindErrors maps a worker's failure kinds to the errors clients see.
+var kindErrors = map[string]*gopyro.Error{
+	kindCompile:     ErrCompile,
+	kindPanic:       ErrPanic,
+	kindUnsupported: ErrUnsupported,
+	kindValue:       ErrNotSendable,
+	kindTimeout:     {Code: gopyro.CodeTimeout, RemoteType: "classic.Timeout"},
+	kindArgument:    {Code: gopyro.CodeArgument, RemoteType: "classic.ArgumentError"},
+	kindNotFound:    {Code: gopyro.CodeNotFound, RemoteType: "classic.NotFound"},
+}
+
 // failureError turns a worker's failure into the error a client sees.
 func failureError(f *failure) *gopyro.Error {
-	e := &gopyro.Error{Message: f.Msg, Stack: f.Stack}
-	switch f.Kind {
-	case kindCompile:
-		e.Code, e.RemoteType = gopyro.CodeArgument, "classic.CompileError"
-	case kindPanic:
-		e.Code, e.RemoteType = gopyro.CodeRemote, "classic.Panic"
-	case kindUnsupported:
-		e.Code, e.RemoteType = gopyro.CodeUnsupported, "classic.Unsupported"
-	case kindValue:
-		e.Code, e.RemoteType = gopyro.CodeArgument, "classic.NotSendable"
-	case kindTimeout:
-		e.Code, e.RemoteType = gopyro.CodeTimeout, "classic.Timeout"
-	case kindArgument:
-		e.Code, e.RemoteType = gopyro.CodeArgument, "classic.ArgumentError"
-	case kindNotFound:
-		e.Code, e.RemoteType = gopyro.CodeNotFound, "classic.NotFound"
-	default:
-		e.Code, e.RemoteType = gopyro.CodeProtocol, "classic.ProtocolError"
+	k, ok := kindErrors[f.Kind]
+	if !ok {
+		k = &gopyro.Error{Code: gopyro.CodeProtocol, RemoteType: "classic.ProtocolError"}
 	}
-	return e
+	return &gopyro.Error{Code: k.Code, RemoteType: k.RemoteType, Message: f.Msg, Stack: f.Stack}
 }
 
 func lostError(reason string) *gopyro.Error {
-	return &gopyro.Error{Code: gopyro.CodeClosed, RemoteType: "classic.SessionLost", Message: "the session is lost: " + reason}
+	return &gopyro.Error{Code: ErrSessionLost.Code, RemoteType: ErrSessionLost.RemoteType, Message: "the session is lost: " + reason}
 }
 
 // Info describes a session, as [Session.Open] returns it.

@@ -216,6 +216,18 @@ fmt.Fprintln(os.Stderr, "to stderr")`
 	if _, err := classic.Call[string](ctx(t), c, "Twice", "x"); !errors.Is(err, gopyro.ErrArgument) {
 		t.Errorf("Twice(\"x\"): %v, want an argument error", err)
 	}
+	if err := c.Execute(ctx(t), "func Half(n int8) int8 { return n / 2 }"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := classic.Call[int8](ctx(t), c, "Half", 300); !errors.Is(err, gopyro.ErrArgument) || !strings.Contains(err.Error(), "overflows int8") {
+		t.Errorf("Half(300): %v, want an overflow argument error", err)
+	}
+	if err := c.Execute(ctx(t), `sub, err := exec.Command("echo", "sub").Output()`); err != nil {
+		t.Fatalf("os/exec, imported for the code: %v", err)
+	}
+	if out, err := classic.Eval[string](ctx(t), c, "string(sub)"); err != nil || out != "sub\n" {
+		t.Errorf("exec output %q, %v", out, err)
+	}
 	if _, err := classic.Call[int](ctx(t), c, "strconv.Atoi", "x"); !errors.Is(err, classic.ErrPanic) || !strings.Contains(err.Error(), "invalid syntax") {
 		t.Errorf("Atoi(\"x\"): %v, want the returned error", err)
 	}

@@ -234,8 +234,7 @@ func (c *Client) poll() {
 			}
 			c.mu.Lock()
 			c.pollFailed = err
-			close(c.progress)
-			c.progress = make(chan struct{})
+			c.moved()
 			c.mu.Unlock()
 			return
 		}
@@ -255,11 +254,16 @@ func (c *Client) poll() {
 			}
 			c.mu.Lock()
 			c.delivered[i] = max(c.delivered[i], ch.End)
-			close(c.progress)
-			c.progress = make(chan struct{})
+			c.moved()
 			c.mu.Unlock()
 		}
 	}
+}
+
+// moved wakes waitOutput. Called with c.mu held.
+func (c *Client) moved() {
+	close(c.progress)
+	c.progress = make(chan struct{})
 }
 
 // waitOutput waits until the output up to m of each redirected stream

@@ -228,23 +228,23 @@ func sizeString(n int64) string {
 // exactly: see mark.
 type outPipe struct {
 	f  *os.File
+	rc syscall.RawConn
 	mu sync.Mutex
 	n  int64 // bytes read
 }
 
-func newOutPipe(f *os.File) *outPipe { return &outPipe{f: f} }
+func newOutPipe(f *os.File) *outPipe {
+	rc, _ := f.SyscallConn() // an *os.File from os.Pipe always has one
+	return &outPipe{f: f, rc: rc}
+}
 
 // read reads what the pipe has, up to len(buf), waiting for at least one
 // byte. It returns io.EOF once every writer has closed.
 func (p *outPipe) read(buf []byte) (int, int64, error) {
-	rc, err := p.f.SyscallConn()
-	if err != nil {
-		return 0, 0, err
-	}
 	var n int
 	var end int64
 	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
+	err := p.rc.Read(func(fd uintptr) bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		n, rerr = syscall.Read(int(fd), buf)
@@ -274,11 +274,9 @@ func (p *outPipe) mark() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var waiting int32
-	if rc, err := p.f.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) {
-			_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&waiting)))
-		})
-	}
+	_ = p.rc.Control(func(fd uintptr) {
+		_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&waiting)))
+	})
 	return p.n + int64(waiting)
 }
 

@@ -25,6 +25,8 @@ import (
 	"github.com/traefik/yaegi/stdlib"
 	"github.com/traefik/yaegi/stdlib/unrestricted"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/gopyro/gopyro/internal/wire"
 )
 
 // handshake is go-plugin's handshake between the server and its workers.
@@ -556,115 +558,41 @@ func unsendable(t reflect.Type, seen map[reflect.Type]bool) reflect.Type {
 }
 
 // callArgs decodes a msgpack array into arguments for a function of type
-// ft, with range checks on numbers.
+// ft, converted to its parameter types by the wire's decoder (the same
+// range checks as any gopyro call: 300 does not fit an int8).
 func callArgs(ft reflect.Type, payload []byte) ([]reflect.Value, error) {
-	var raw []msgpack.RawMessage
-	if len(payload) > 0 {
-		if err := msgpack.Unmarshal(payload, &raw); err != nil {
-			return nil, fmt.Errorf("bad arguments: %v", err)
-		}
+	if len(payload) == 0 {
+		payload = []byte{0x90} // no arguments
 	}
-	n := ft.NumIn()
+	if err := wire.Validate(payload); err != nil {
+		return nil, fmt.Errorf("bad arguments: %v", err)
+	}
+	d, err := wire.NewDecoder(payload)
+	if err != nil {
+		return nil, fmt.Errorf("bad arguments: %v", err)
+	}
+	defer d.Release()
+	n, got := ft.NumIn(), d.Len()
 	if ft.IsVariadic() {
-		if len(raw) < n-1 {
-			return nil, fmt.Errorf("want at least %d arguments, got %d", n-1, len(raw))
+		if got < n-1 {
+			return nil, fmt.Errorf("want at least %d arguments, got %d", n-1, got)
 		}
-	} else if len(raw) != n {
-		return nil, fmt.Errorf("want %d arguments, got %d", n, len(raw))
+	} else if got != n {
+		return nil, fmt.Errorf("want %d arguments, got %d", n, got)
 	}
-	in := make([]reflect.Value, len(raw))
-	for i, r := range raw {
+	in := make([]reflect.Value, got)
+	for i := range got {
 		t := ft.In(min(i, n-1))
 		if ft.IsVariadic() && i >= n-1 {
 			t = t.Elem()
 		}
-		v, err := decodeArg(r, t)
-		if err != nil {
-			return nil, fmt.Errorf("argument %d: %v", i+1, err)
+		v := reflect.New(t).Elem()
+		if err := d.Next(i, v); err != nil {
+			return nil, err
 		}
 		in[i] = v
 	}
 	return in, nil
-}
-
-func decodeArg(b []byte, t reflect.Type) (reflect.Value, error) {
-	var x any
-	if err := msgpack.Unmarshal(b, &x); err != nil {
-		return reflect.Value{}, err
-	}
-	v := reflect.New(t).Elem()
-	switch t.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		i, ok := asInt(x)
-		if !ok || v.OverflowInt(i) {
-			return v, fmt.Errorf("%v does not fit a %s", x, t)
-		}
-		v.SetInt(i)
-		return v, nil
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		i, ok := asInt(x)
-		if !ok || i < 0 || v.OverflowUint(uint64(i)) {
-			if u, isU := x.(uint64); isU && !v.OverflowUint(u) {
-				v.SetUint(u)
-				return v, nil
-			}
-			return v, fmt.Errorf("%v does not fit a %s", x, t)
-		}
-		v.SetUint(uint64(i))
-		return v, nil
-	case reflect.Float32, reflect.Float64:
-		switch f := x.(type) {
-		case float64:
-			v.SetFloat(f)
-			return v, nil
-		case float32:
-			v.SetFloat(float64(f))
-			return v, nil
-		}
-		if i, ok := asInt(x); ok {
-			v.SetFloat(float64(i))
-			return v, nil
-		}
-		return v, fmt.Errorf("%v is not a number", x)
-	case reflect.Interface:
-		if x == nil {
-			return v, nil
-		}
-		xv := reflect.ValueOf(x)
-		if !xv.Type().AssignableTo(t) {
-			return v, fmt.Errorf("a %T is not a %s", x, t)
-		}
-		v.Set(xv)
-		return v, nil
-	}
-	if err := msgpack.Unmarshal(b, v.Addr().Interface()); err != nil {
-		return v, fmt.Errorf("not a %s: %v", t, err)
-	}
-	return v, nil
-}
-
-func asInt(x any) (int64, bool) {
-	switch n := x.(type) {
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		if n <= 1<<63-1 {
-			return int64(n), true
-		}
-	}
-	return 0, false
 }
 
 // stdPackages maps a package name to the import path of the standard
@@ -672,8 +600,11 @@ func asInt(x any) (int64, bool) {
 // a name, the one people mean more often wins.
 var stdPackages = sync.OnceValue(func() map[string]string {
 	prefer := map[string]string{"rand": "math/rand", "template": "text/template", "scanner": "text/scanner", "pprof": "runtime/pprof"}
-	keys := make([]string, 0, len(stdlib.Symbols))
+	keys := make([]string, 0, len(stdlib.Symbols)+len(unrestricted.Symbols))
 	for k := range stdlib.Symbols {
+		keys = append(keys, k)
+	}
+	for k := range unrestricted.Symbols { // os/exec
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)

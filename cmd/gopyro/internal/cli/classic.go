@@ -215,11 +215,20 @@ func (cc *classicClient) connect(ctx context.Context, e *env) (*classic.Client, 
 	return c, nil
 }
 
-func (cc *classicClient) context(ctx context.Context) (context.Context, context.CancelFunc) {
+// session runs f with a new session, its output redirected here, within
+// --timeout; the session is closed after.
+func (cc *classicClient) session(cmd *cobra.Command, e *env, f func(context.Context, *classic.Client) error) error {
+	ctx, cancel := context.WithCancel(cmd.Context())
 	if cc.timeout > 0 {
-		return context.WithTimeout(ctx, cc.timeout)
+		ctx, cancel = context.WithTimeout(cmd.Context(), cc.timeout)
 	}
-	return context.WithCancel(ctx)
+	defer cancel()
+	c, err := cc.connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(ctx, c)
 }
 
 func classicExecCmd(e *env) *cobra.Command {
@@ -244,14 +253,7 @@ Examples:
 				}
 				code = string(b)
 			}
-			ctx, cancel := cc.context(cmd.Context())
-			defer cancel()
-			c, err := cc.connect(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return c.Execute(ctx, code)
+			return cc.session(cmd, e, func(ctx context.Context, c *classic.Client) error { return c.Execute(ctx, code) })
 		},
 	}
 	cc.flags(cmd)
@@ -265,18 +267,13 @@ func classicEvalCmd(e *env) *cobra.Command {
 		Short: "Evaluate a Go expression on a classic server and print its value as JSON",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := cc.context(cmd.Context())
-			defer cancel()
-			c, err := cc.connect(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			v, err := classic.Eval[any](ctx, c, args[0])
-			if err != nil {
-				return err
-			}
-			return printJSON(e.stdout, v)
+			return cc.session(cmd, e, func(ctx context.Context, c *classic.Client) error {
+				v, err := classic.Eval[any](ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				return printJSON(e.stdout, v)
+			})
 		},
 	}
 	cc.flags(cmd)
@@ -290,59 +287,55 @@ func classicShellCmd(e *env) *cobra.Command {
 		Short: "An interactive session on a classic server",
 		Long: `Read Go statements, declarations and expressions, one entry at a time, and
 run each in one session: declarations persist. An entry goes on over
-several lines while brackets are open. An expression that is not a call
-prints its value as JSON. Errors are printed and the session goes on;
+several lines while brackets are open. An expression prints its value as
+JSON (unless it is nil, or a call of print, println, fmt or log, which runs
+for its output). Errors are printed and the session goes on;
 end with Ctrl-D or "exit".`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := cc.context(cmd.Context())
-			defer cancel()
-			c, err := cc.connect(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			fmt.Fprintf(e.stdout, "session %s on %s (worker pid %d)\n", c.ID(), cc.addr, c.PID())
-			in := bufio.NewScanner(e.stdin)
-			in.Buffer(make([]byte, 64<<10), 16<<20)
-			var entry strings.Builder
-			for {
-				if entry.Len() == 0 {
-					fmt.Fprint(e.stdout, ">>> ")
-				} else {
-					fmt.Fprint(e.stdout, "... ")
-				}
-				if !in.Scan() {
-					fmt.Fprintln(e.stdout)
-					if rest := strings.TrimSpace(entry.String()); rest != "" {
-						// An unfinished entry at the end: show its error.
-						if err := shellRun(ctx, e, c, rest); err != nil {
-							fmt.Fprintln(e.stdout, "error:", err)
+			return cc.session(cmd, e, func(ctx context.Context, c *classic.Client) error {
+				fmt.Fprintf(e.stdout, "session %s on %s (worker pid %d)\n", c.ID(), cc.addr, c.PID())
+				in := bufio.NewScanner(e.stdin)
+				in.Buffer(make([]byte, 64<<10), 16<<20)
+				var entry strings.Builder
+				for {
+					if entry.Len() == 0 {
+						fmt.Fprint(e.stdout, ">>> ")
+					} else {
+						fmt.Fprint(e.stdout, "... ")
+					}
+					if !in.Scan() {
+						fmt.Fprintln(e.stdout)
+						if rest := strings.TrimSpace(entry.String()); rest != "" {
+							// An unfinished entry at the end: show its error.
+							if err := shellRun(ctx, e, c, rest); err != nil {
+								fmt.Fprintln(e.stdout, "error:", err)
+							}
 						}
+						return in.Err()
 					}
-					return in.Err()
-				}
-				entry.WriteString(in.Text())
-				entry.WriteByte('\n')
-				src := entry.String()
-				if bracketsOpen(src) {
-					continue
-				}
-				entry.Reset()
-				src = strings.TrimSpace(src)
-				switch src {
-				case "":
-					continue
-				case "exit", "quit":
-					return nil
-				}
-				if err := shellRun(ctx, e, c, src); err != nil {
-					if errors.Is(err, classic.ErrSessionLost) || ctx.Err() != nil {
-						return err
+					entry.WriteString(in.Text())
+					entry.WriteByte('\n')
+					src := entry.String()
+					if bracketsOpen(src) {
+						continue
 					}
-					fmt.Fprintln(e.stdout, "error:", err)
+					entry.Reset()
+					src = strings.TrimSpace(src)
+					switch src {
+					case "":
+						continue
+					case "exit", "quit":
+						return nil
+					}
+					if err := shellRun(ctx, e, c, src); err != nil {
+						if errors.Is(err, classic.ErrSessionLost) || ctx.Err() != nil {
+							return err
+						}
+						fmt.Fprintln(e.stdout, "error:", err)
+					}
 				}
-			}
+			})
 		},
 	}
 	cc.flags(cmd)
