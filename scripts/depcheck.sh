@@ -28,7 +28,7 @@ check internal/rpcxserver 'internal/wire'
 check daemon 'internal/wire|internal/rpcxserver'
 check proxy 'internal/wire'
 check nameserver 'internal/wire|internal/rpcxserver|daemon|proxy'
-check classic 'internal/wire|daemon|proxy'
+check classic 'internal/wire|internal/rpcxserver|daemon|proxy'
 
 # rpcx's server side lives in one package: nothing else imports rpcx/server
 # or rpcx/share (test files included).
