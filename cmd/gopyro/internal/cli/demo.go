@@ -9,23 +9,28 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/classic"
 	"github.com/gopyro/gopyro/examples/chain"
 	cookbook "github.com/gopyro/gopyro/examples/classic"
+	gpucookbook "github.com/gopyro/gopyro/examples/gpu"
 	"github.com/gopyro/gopyro/examples/greeting"
 	"github.com/gopyro/gopyro/examples/shop"
+	"github.com/gopyro/gopyro/gpu"
+	"github.com/gopyro/gopyro/gpu/cpu"
 	"github.com/gopyro/gopyro/nameserver"
 )
 
 func demoCmd(e *env) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "demo greeting|chain|shop|classic",
+		Use:   "demo greeting|chain|shop|classic|gpu",
 		Short: "Run one of the example scenarios end to end",
 		Long: `Run an example scenario in one command: its own in-memory name server on a
 free 127.0.0.1 port, the scenario's servers, then its client. Every line is
@@ -40,19 +45,21 @@ share this one process so that nothing is left behind.
   shop      two customers shop at BuyAnythingOnline; the accounts are listed
   classic   RPyC's classic recipe: a client runs Go code on a classic server,
             first printing on the server's console, then redirecting the
-            session's stdout to its own`,
+            session's stdout to its own
+  gpu       the cookbook's PyCUDA/NumbaPro recipes on a GPU compute service
+            (CPU backend) registered as gopyro.gpu, each checking its result`,
 		Example: "  gopyro demo chain\n  gopyro demo greeting --name Ada",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := exactArgs(1)(cmd, args); err != nil {
 				return err
 			}
 			switch args[0] {
-			case "greeting", "chain", "shop", "classic":
+			case "greeting", "chain", "shop", "classic", "gpu":
 				return nil
 			}
-			return usageError{fmt.Errorf("unknown scenario %q (greeting, chain, shop or classic)", args[0])}
+			return usageError{fmt.Errorf("unknown scenario %q (greeting, chain, shop, classic or gpu)", args[0])}
 		},
-		ValidArgs: []string{"greeting", "chain", "shop", "classic"},
+		ValidArgs: []string{"greeting", "chain", "shop", "classic", "gpu"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), args[0], name, e.stdout)
 		},
@@ -144,6 +151,31 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 		}
 		waits = append(waits, s.Wait)
 		return shop.Client(ctx, ns, client)
+	case "gpu":
+		l, err := listen()
+		if err != nil {
+			return err
+		}
+		server := out.part("server")
+		uri, errc, err := gpucookbook.Serve(sctx, l, cpu.New(), gpu.Config{})
+		if err != nil {
+			return err
+		}
+		waits = append(waits, func() error { return <-errc })
+		u, err := gopyro.Parse(uri)
+		if err != nil {
+			return err
+		}
+		if err := ns.Register(ctx, gpu.DefaultName, u); err != nil {
+			return err
+		}
+		fmt.Fprintf(server, "GPU compute service %s (CPU backend), registered as %s\n", uri, gpu.DefaultName)
+		c, err := gpu.Dial(ctx, "PYRONAME:"+gpu.DefaultName+"@"+ns.URI().Host+":"+strconv.Itoa(ns.URI().Port))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return gpucookbook.Recipes(ctx, c, client)
 	}
 	return usageError{fmt.Errorf("unknown scenario %q", scenario)}
 }

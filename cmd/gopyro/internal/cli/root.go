@@ -58,7 +58,7 @@ the first line of stdout. URIs look like:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(versionCmd(e), echoCmd(e), callCmd(e), nsCmd(e), nscCmd(e), classicCmd(e), demoCmd(e), benchCmd(e))
+	root.AddCommand(versionCmd(e), echoCmd(e), callCmd(e), nsCmd(e), nscCmd(e), classicCmd(e), gpuCmd(e), demoCmd(e), benchCmd(e))
 	_, err := root.ExecuteContextC(ctx)
 	return err
 }
