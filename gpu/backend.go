@@ -17,8 +17,9 @@ type Handle uint64
 type Backend interface {
 	// Info describes the backend and its devices.
 	Info(ctx context.Context) (Info, error)
-	// Alloc makes an array of n elements of t, all zero.
-	Alloc(ctx context.Context, t DType, n int) (Handle, error)
+	// Alloc makes an array of n elements of t: all zero when zero is
+	// set, else of any contents (the caller writes every element).
+	Alloc(ctx context.Context, t DType, n int, zero bool) (Handle, error)
 	// Free releases an array.
 	Free(h Handle) error
 	// Write copies data (little-endian elements) into the array at byte

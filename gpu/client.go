@@ -182,7 +182,7 @@ func Upload[T Number](ctx context.Context, c *Client, h Host[T]) (*Array, error)
 	if len(data) <= c.chunk {
 		return c.array(ctx, "Upload", t, h.Shape, data)
 	}
-	a, err := c.array(ctx, "Create", t, h.Shape)
+	a, err := c.array(ctx, "CreateForUpload", t, h.Shape)
 	if err != nil {
 		return nil, err
 	}
@@ -241,29 +241,53 @@ func Download[T Number](ctx context.Context, a *Array) (Host[T], error) {
 	if t != a.info.DType {
 		return Host[T]{}, newErr(ErrDType, "download: the array is %s, not %s", a.info.DType, t)
 	}
-	c := a.c
 	out := make([]T, a.Len())
+	if err := DownloadInto(ctx, a, out); err != nil {
+		return Host[T]{}, err
+	}
+	return Host[T]{Shape: slices.Clone(a.info.Shape), Data: out}, nil
+}
+
+// DownloadInto copies a device array into out, which must have exactly
+// the array's length (reuse one buffer for many downloads).
+func DownloadInto[T Number](ctx context.Context, a *Array, out []T) error {
+	t := DTypeOf[T]()
+	if a == nil {
+		return &gopyro.Error{Code: gopyro.CodeArgument, Op: "gpu", Message: "nil array"}
+	}
+	if t != a.info.DType {
+		return newErr(ErrDType, "download: the array is %s, not %s", a.info.DType, t)
+	}
+	if len(out) != a.Len() {
+		return newErr(ErrShape, "download into %d elements: the array has %d", len(out), a.Len())
+	}
+	c := a.c
 	dst := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), len(out)*t.Size())
 	err := c.transfer(ctx, len(dst), func(ctx context.Context, off, n int) *proxy.Future {
 		return c.p.Go(ctx, "Read", a.info.Ref, int64(off), n)
 	}, func(off int, r *proxy.Results) error {
-		var b []byte
+		// The chunk decodes straight into its place in dst.
+		want := min(c.chunk, len(dst)-off)
+		b := dst[off : off : off+want]
 		if err := r.Decode(&b); err != nil {
 			return err
 		}
-		if off+len(b) > len(dst) {
-			return &gopyro.Error{Code: gopyro.CodeProtocol, Op: "gpu", Message: "the service sent more data than asked"}
+		if len(b) != want {
+			return &gopyro.Error{Code: gopyro.CodeProtocol, Op: "gpu",
+				Message: fmt.Sprintf("the service sent %d bytes for a read of %d", len(b), want)}
 		}
-		copy(dst[off:], b)
+		if &b[0] != &dst[off] {
+			copy(dst[off:], b)
+		}
 		return nil
 	})
 	if err != nil {
-		return Host[T]{}, err
+		return err
 	}
 	if !littleEndian {
 		swapBytes(dst, t.Size())
 	}
-	return Host[T]{Shape: slices.Clone(a.info.Shape), Data: out}, nil
+	return nil
 }
 
 // Zeros makes an array of zeros.

@@ -23,7 +23,7 @@ const (
 // Defaults of [Config].
 const (
 	DefaultMaxArrays = 1 << 16
-	DefaultChunk     = 8 << 20
+	DefaultChunk     = 4 << 20
 	defaultMemory    = 4 << 30 // when the backend does not know its memory
 )
 
@@ -163,8 +163,14 @@ func (s *Service) newSession() *Session {
 }
 
 // alloc reserves memory for a new array of t and shape, owned by ss,
-// allocates it, and registers it.
+// allocates it (its contents are undefined: the caller sets them all),
+// and registers it.
 func (s *Service) alloc(ctx context.Context, ss *Session, t DType, shape Shape) (*array, error) {
+	return s.allocate(ctx, ss, t, shape, false)
+}
+
+// allocate is alloc; zero asks for zeroed contents.
+func (s *Service) allocate(ctx context.Context, ss *Session, t DType, shape Shape, zero bool) (*array, error) {
 	if !t.Valid() {
 		return nil, newErr(ErrDType, "unknown element type %d (want float32, float64, int32 or int64)", t)
 	}
@@ -197,7 +203,7 @@ func (s *Service) alloc(ctx context.Context, ss *Session, t DType, shape Shape) 
 	d := s.d
 	s.mu.Unlock()
 
-	h, err := s.b.Alloc(ctx, t, n)
+	h, err := s.b.Alloc(ctx, t, n, zero)
 	if err == nil {
 		a.h = h
 		a.ref, err = d.Ref(&arrayObject{s: s, a: a})

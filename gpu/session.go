@@ -61,7 +61,7 @@ func (ss *Session) Info() Info { return ss.s.Info() }
 
 // Create makes a zeroed array.
 func (ss *Session) Create(ctx context.Context, t DType, shape Shape) (ArrayInfo, error) {
-	a, err := ss.s.alloc(ctx, ss, t, shape)
+	a, err := ss.s.allocate(ctx, ss, t, shape, true)
 	if err != nil {
 		return ArrayInfo{}, err
 	}
@@ -86,6 +86,16 @@ func (ss *Session) Upload(ctx context.Context, t DType, shape Shape, data []byte
 	}
 	if err := ss.s.b.Write(ctx, a.h, 0, data); err != nil {
 		ss.s.release(ss, a)
+		return ArrayInfo{}, err
+	}
+	return a.info(), nil
+}
+
+// CreateForUpload makes an array whose every element the caller writes
+// next (with Write): its contents are undefined until then.
+func (ss *Session) CreateForUpload(ctx context.Context, t DType, shape Shape) (ArrayInfo, error) {
+	a, err := ss.s.alloc(ctx, ss, t, shape)
+	if err != nil {
 		return ArrayInfo{}, err
 	}
 	return a.info(), nil

@@ -29,6 +29,16 @@ check daemon 'internal/wire|internal/rpcxserver'
 check proxy 'internal/wire'
 check nameserver 'internal/wire|internal/rpcxserver|daemon|proxy'
 check classic 'internal/wire|internal/rpcxserver|daemon|proxy'
+check gpu 'internal/wire|internal/rpcxserver|daemon|proxy'
+check gpu/cpu 'gpu|internal/wire|internal/rpcxserver|daemon|proxy'
+
+# The GPU service and its CPU backend stay pure Go: no cgo anywhere in
+# what they link (the CUDA backend is a separate program).
+for p in gpu gpu/cpu; do
+  exists "$p" || continue
+  cgo=$(go list -deps -f '{{if and .CgoFiles (not .Standard)}}{{.ImportPath}}{{end}}' "$mod/$p" || true)
+  [ -z "$cgo" ] || complain "$mod/$p links cgo packages: $cgo"
+done
 
 # rpcx's server side lives in one package: nothing else imports rpcx/server
 # or rpcx/share (test files included).

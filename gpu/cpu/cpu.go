@@ -34,6 +34,13 @@ type Backend struct {
 	next   atomic.Uint64
 
 	progs sync.Map // progKey -> compiled program
+
+	// Freed storage kept for the next array of the same size: a fresh
+	// allocation costs a page fault per page, which is most of an
+	// upload's time. Bounded by spareLimit bytes; under mu.
+	spare      map[int][][]byte
+	spareBytes int
+	spareLimit int
 }
 
 // buffer is one array: n elements of t in 8-byte aligned storage.
@@ -45,7 +52,12 @@ type buffer struct {
 
 // New returns a CPU backend that uses every core.
 func New() *Backend {
-	return &Backend{workers: runtime.GOMAXPROCS(0), bufs: map[gpu.Handle]*buffer{}}
+	limit := 1 << 30
+	if m := memTotal(); m > 0 && m/8 < int64(limit) {
+		limit = int(m / 8)
+	}
+	return &Backend{workers: runtime.GOMAXPROCS(0), bufs: map[gpu.Handle]*buffer{},
+		spare: map[int][][]byte{}, spareLimit: limit}
 }
 
 // Info describes the machine's processor and memory.
@@ -57,12 +69,26 @@ func (b *Backend) Info(context.Context) (gpu.Info, error) {
 	}}}, nil
 }
 
-// Alloc makes a zeroed array.
-func (b *Backend) Alloc(_ context.Context, t gpu.DType, n int) (h gpu.Handle, err error) {
+// Alloc makes an array, reusing freed storage of the same size.
+func (b *Backend) Alloc(_ context.Context, t gpu.DType, n int, zero bool) (h gpu.Handle, err error) {
 	if !t.Valid() || n < 1 {
 		return 0, fmt.Errorf("cpu: cannot allocate %d elements of %s", n, t)
 	}
 	size := n * t.Size()
+	b.mu.Lock()
+	if l := b.spare[size]; len(l) > 0 {
+		raw := l[len(l)-1]
+		b.spare[size] = l[:len(l)-1]
+		b.spareBytes -= size
+		h = gpu.Handle(b.next.Add(1))
+		b.bufs[h] = &buffer{t: t, n: n, raw: raw}
+		b.mu.Unlock()
+		if zero {
+			clear(raw)
+		}
+		return h, nil
+	}
+	b.mu.Unlock()
 	defer func() {
 		if r := recover(); r != nil { // make panics when the memory cannot be had
 			err = gpu.Errorf(gpu.ErrOutOfMemory, "the CPU backend cannot allocate %s: %v", gpu.FormatBytes(int64(size)), r)
@@ -94,11 +120,40 @@ func (b *Backend) buf(h gpu.Handle) (*buffer, error) {
 func (b *Backend) Free(h gpu.Handle) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.bufs[h]; !ok {
+	buf, ok := b.bufs[h]
+	if !ok {
 		return gpu.Errorf(gpu.ErrFreed, "no array with handle %d on the CPU backend", h)
 	}
 	delete(b.bufs, h)
+	if size := len(buf.raw); size >= 1<<20 && !b.closed {
+		for b.spareBytes+size > b.spareLimit && b.dropSpare() {
+		}
+		if b.spareBytes+size <= b.spareLimit {
+			b.spare[size] = append(b.spare[size], buf.raw)
+			b.spareBytes += size
+		}
+	}
 	return nil
+}
+
+// dropSpare forgets one spare buffer, the largest; false when none is left.
+func (b *Backend) dropSpare() bool {
+	big := 0
+	for size, l := range b.spare {
+		if len(l) > 0 && size > big {
+			big = size
+		}
+	}
+	if big == 0 {
+		return false
+	}
+	l := b.spare[big]
+	b.spare[big] = l[:len(l)-1]
+	b.spareBytes -= big
+	if len(l) == 1 {
+		delete(b.spare, big)
+	}
+	return true
 }
 
 // Arrays is the number of arrays allocated.
@@ -114,6 +169,8 @@ func (b *Backend) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	clear(b.bufs)
+	clear(b.spare)
+	b.spareBytes = 0
 	return nil
 }
 

@@ -34,7 +34,15 @@ type knode[T num] struct {
 	scalar bool
 	sv     func(fr *frame[T]) T
 	run    func(fr *frame[T], off int, out []T) []T
+	// A node that is a scalar times an array variable (x, 2*x, -a*x)
+	// also says so: lin, the variable lv and the factor ls. Sums and
+	// differences of such nodes run as one fused loop.
+	lin bool
+	lv  int
+	ls  func(fr *frame[T]) T
 }
+
+func one[T num](*frame[T]) T { return 1 }
 
 // program is an expression compiled for one type and one choice of which
 // variables are arrays.
@@ -81,7 +89,8 @@ func (c *compiler[T]) node(n *gpu.Node) knode[T] {
 		if !c.isArr[i] {
 			return knode[T]{scalar: true, sv: func(fr *frame[T]) T { return fr.scal[i] }}
 		}
-		return knode[T]{run: func(fr *frame[T], off int, out []T) []T { return fr.vars[i][off : off+len(out)] }}
+		return knode[T]{run: func(fr *frame[T], off int, out []T) []T { return fr.vars[i][off : off+len(out)] },
+			lin: true, lv: i, ls: one[T]}
 	case gpu.OpSelect:
 		return c.sel(n)
 	}
@@ -97,13 +106,17 @@ func (c *compiler[T]) unary(op gpu.Op, a knode[T]) knode[T] {
 		return knode[T]{scalar: true, sv: func(fr *frame[T]) T { return f(a.sv(fr)) }}
 	}
 	if op == gpu.OpNeg {
-		return knode[T]{run: func(fr *frame[T], off int, out []T) []T {
+		k := knode[T]{run: func(fr *frame[T], off int, out []T) []T {
 			x := a.run(fr, off, out)
 			for i := range out {
 				out[i] = -x[i]
 			}
 			return out
 		}}
+		if a.lin {
+			k.lin, k.lv, k.ls = true, a.lv, func(fr *frame[T]) T { return -a.ls(fr) }
+		}
+		return k
 	}
 	return knode[T]{run: func(fr *frame[T], off int, out []T) []T {
 		x := a.run(fr, off, out)
@@ -219,6 +232,76 @@ func irem[T num](a, b T) T {
 }
 
 func (c *compiler[T]) binary(op gpu.Op, a, b knode[T]) knode[T] {
+	k := c.binary1(op, a, b)
+	switch {
+	case op == gpu.OpMul && a.scalar && b.lin:
+		k.lin, k.lv, k.ls = true, b.lv, func(fr *frame[T]) T { return a.sv(fr) * b.ls(fr) }
+	case op == gpu.OpMul && b.scalar && a.lin:
+		k.lin, k.lv, k.ls = true, a.lv, func(fr *frame[T]) T { return a.ls(fr) * b.sv(fr) }
+	case (op == gpu.OpAdd || op == gpu.OpSub) && !a.scalar && !b.scalar && (a.lin || b.lin):
+		k.run = fused(op == gpu.OpSub, a, b)
+	}
+	return k
+}
+
+// fused computes sa*x ± sb*y, sa*x ± b, or a ± sb*y in one loop, reading
+// the scaled variables straight from their arrays.
+func fused[T num](sub bool, a, b knode[T]) func(fr *frame[T], off int, out []T) []T {
+	if a.lin && b.lin {
+		return func(fr *frame[T], off int, out []T) []T {
+			sa, sb := a.ls(fr), b.ls(fr)
+			if sub {
+				sb = -sb
+			}
+			n := len(out)
+			x, y := fr.vars[a.lv][off:off+n], fr.vars[b.lv][off:off+n]
+			axpby(out, sa, x, sb, y)
+			return out
+		}
+	}
+	if a.lin {
+		return func(fr *frame[T], off int, out []T) []T {
+			y := b.run(fr, off, out)
+			n := len(out)
+			x, sa := fr.vars[a.lv][off:off+n], a.ls(fr)
+			var sb T = 1
+			if sub {
+				sb = -1
+			}
+			axpby(out, sa, x, sb, y)
+			return out
+		}
+	}
+	return func(fr *frame[T], off int, out []T) []T {
+		x := a.run(fr, off, out)
+		n := len(out)
+		y, sb := fr.vars[b.lv][off:off+n], b.ls(fr)
+		if sub {
+			sb = -sb
+		}
+		axpby(out, 1, x, sb, y)
+		return out
+	}
+}
+
+// axpby is out = a*x + b*y, unrolled by four. out may be x or y.
+func axpby[T num](out []T, a T, x []T, b T, y []T) {
+	n := len(out)
+	x, y = x[:n], y[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		o, xs, ys := out[i:i+4:i+4], x[i:i+4:i+4], y[i:i+4:i+4]
+		o[0] = a*xs[0] + b*ys[0]
+		o[1] = a*xs[1] + b*ys[1]
+		o[2] = a*xs[2] + b*ys[2]
+		o[3] = a*xs[3] + b*ys[3]
+	}
+	for ; i < n; i++ {
+		out[i] = a*x[i] + b*y[i]
+	}
+}
+
+func (c *compiler[T]) binary1(op gpu.Op, a, b knode[T]) knode[T] {
 	f := binFunc[T](op)
 	switch {
 	case a.scalar && b.scalar:
@@ -229,18 +312,21 @@ func (c *compiler[T]) binary(op gpu.Op, a, b knode[T]) knode[T] {
 		switch op {
 		case gpu.OpAdd:
 			loop = func(out, x []T, s T) {
+				x = x[:len(out)]
 				for i := range out {
 					out[i] = x[i] + s
 				}
 			}
 		case gpu.OpSub:
 			loop = func(out, x []T, s T) {
+				x = x[:len(out)]
 				for i := range out {
 					out[i] = x[i] - s
 				}
 			}
 		case gpu.OpMul:
 			loop = func(out, x []T, s T) {
+				x = x[:len(out)]
 				for i := range out {
 					out[i] = x[i] * s
 				}
@@ -262,18 +348,21 @@ func (c *compiler[T]) binary(op gpu.Op, a, b knode[T]) knode[T] {
 		switch op {
 		case gpu.OpAdd:
 			loop = func(out []T, s T, y []T) {
+				y = y[:len(out)]
 				for i := range out {
 					out[i] = s + y[i]
 				}
 			}
 		case gpu.OpSub:
 			loop = func(out []T, s T, y []T) {
+				y = y[:len(out)]
 				for i := range out {
 					out[i] = s - y[i]
 				}
 			}
 		case gpu.OpMul:
 			loop = func(out []T, s T, y []T) {
+				y = y[:len(out)]
 				for i := range out {
 					out[i] = s * y[i]
 				}
@@ -296,18 +385,21 @@ func (c *compiler[T]) binary(op gpu.Op, a, b knode[T]) knode[T] {
 	switch op {
 	case gpu.OpAdd:
 		loop = func(out, x, y []T) {
+			x, y = x[:len(out)], y[:len(out)]
 			for i := range out {
 				out[i] = x[i] + y[i]
 			}
 		}
 	case gpu.OpSub:
 		loop = func(out, x, y []T) {
+			x, y = x[:len(out)], y[:len(out)]
 			for i := range out {
 				out[i] = x[i] - y[i]
 			}
 		}
 	case gpu.OpMul:
 		loop = func(out, x, y []T) {
+			x, y = x[:len(out)], y[:len(out)]
 			for i := range out {
 				out[i] = x[i] * y[i]
 			}
@@ -363,11 +455,12 @@ func (c *compiler[T]) sel(n *gpu.Node) knode[T] {
 	}}
 }
 
-// bind prepares a frame for one goroutine.
-func (p *program[T]) frame(vars [][]T, scal []T) *frame[T] {
+// frame prepares a frame for one goroutine working on up to n elements.
+func (p *program[T]) frame(vars [][]T, scal []T, n int) *frame[T] {
 	fr := &frame[T]{vars: vars, scal: scal, bufs: make([][]T, p.nbufs)}
+	size := min(chunk, n)
 	for i := range fr.bufs {
-		fr.bufs[i] = make([]T, chunk)
+		fr.bufs[i] = make([]T, size)
 	}
 	return fr
 }
@@ -469,7 +562,7 @@ func mapT[T num](ctx context.Context, b *Backend, m gpu.MapOp) error {
 	dst := view[T](dbuf)[:m.N]
 	p := prog[T](b, m.Expr, m.DType, isArr)
 	if p.root.scalar { // no array in the expression: a fill
-		fill(dst, p.root.sv(p.frame(vars, scal)))
+		fill(dst, p.root.sv(p.frame(vars, scal, 0)))
 		return nil
 	}
 	// An output that is also an operand goes through a scratch chunk:
@@ -479,10 +572,10 @@ func mapT[T num](ctx context.Context, b *Backend, m gpu.MapOp) error {
 		aliased = aliased || (a.IsArray && a.Array == m.Dst && isArr[i])
 	}
 	dz, err := b.split(ctx, m.N, func(lo, hi int) bool {
-		fr := p.frame(vars, scal)
+		fr := p.frame(vars, scal, hi-lo)
 		var tmp []T
 		if aliased {
-			tmp = make([]T, chunk)
+			tmp = make([]T, min(chunk, hi-lo))
 		}
 		for off := lo; off < hi; off += chunk {
 			n := min(chunk, hi-off)

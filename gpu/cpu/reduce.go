@@ -88,7 +88,7 @@ func reduceT[T num](ctx context.Context, b *Backend, r gpu.ReduceOp) (gpu.Scalar
 	nchunks := (r.N + chunk - 1) / chunk
 	parts := make([]acc, nchunks)
 	if p.root.scalar { // a constant expression: every element is the same
-		fr := p.frame(vars, scal)
+		fr := p.frame(vars, scal, 0)
 		v := p.root.sv(fr)
 		x := make([]T, min(chunk, r.N))
 		fill(x, v)
@@ -97,8 +97,8 @@ func reduceT[T num](ctx context.Context, b *Backend, r gpu.ReduceOp) (gpu.Scalar
 		}
 	} else {
 		dz, err := b.split(ctx, r.N, func(lo, hi int) bool {
-			fr := p.frame(vars, scal)
-			tmp := make([]T, chunk)
+			fr := p.frame(vars, scal, hi-lo)
+			tmp := make([]T, min(chunk, hi-lo))
 			for off := lo; off < hi; off += chunk {
 				n := min(chunk, hi-off)
 				parts[off/chunk] = chunkOf(p.root.run(fr, off, tmp[:n]))

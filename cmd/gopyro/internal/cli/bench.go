@@ -48,7 +48,13 @@ and descriptors must be back where they started.
 The classic case (--case classic, alone) measures classic mode against a
 plain gopyro call measured in between: execute and eval round trips,
 connect + first execute + close, redirected stdout lines/s, and this
-process's RSS with 16 idle sessions (workers apart).`,
+process's RSS with 16 idle sessions (workers apart).
+
+The gpu case (--case gpu, alone) measures the GPU compute service on the CPU
+backend, each against a baseline in the same run: 1024×1024 GEMM against the
+same gonum call made locally; a*x + b*y over 16M float32 against a copy
+loop's bandwidth; 256 MiB uploads and downloads against the 16 MiB echo; a
+16-element Scale against a small gopyro call.`,
 		Example: "  gopyro bench --duration 2s --runs 5\n  gopyro bench --case small,echo-16MiB --json\n  gopyro bench --case soak --duration 60s",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,6 +67,16 @@ process's RSS with 16 idle sessions (workers apart).`,
 					return usageError{fmt.Errorf("the classic case runs alone")}
 				}
 				return runClassicBench(e, cmd, duration, asJSON)
+			}
+			if slices.Contains(cases, "gpu") {
+				if len(cases) > 1 {
+					return usageError{fmt.Errorf("the gpu case runs alone")}
+				}
+				rs, err := bench.GPU(cmd.Context(), duration)
+				if err != nil {
+					return err
+				}
+				return printRatios(e, rs, asJSON)
 			}
 			if slices.Contains(cases, "soak") {
 				if len(cases) > 1 {
@@ -201,13 +217,18 @@ func runClassicBench(e *env, cmd *cobra.Command, d time.Duration, asJSON bool) e
 	if err != nil {
 		return err
 	}
+	return printRatios(e, rs, asJSON)
+}
+
+// printRatios prints measurements with their baselines.
+func printRatios(e *env, rs []bench.ClassicResult, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(e.stdout).Encode(rs)
 	}
 	for _, r := range rs {
 		line := fmt.Sprintf("%-24s %12.1f %-10s", r.Case, r.Rate, r.Unit)
 		if r.BaseRate > 0 {
-			line += fmt.Sprintf(" %.2fx of a %s (%.0f/s)", r.Rate/r.BaseRate, r.Baseline, r.BaseRate)
+			line += fmt.Sprintf(" %.2fx of a %s (%.1f %s)", r.Rate/r.BaseRate, r.Baseline, r.BaseRate, r.Unit)
 		}
 		fmt.Fprintln(e.stdout, line)
 	}
