@@ -16,6 +16,7 @@ var readmeFree = []string{
 	"ctx context.Context",
 	"ctx context.Context, p, bank *proxy.Proxy, balance int, listener any",
 	"ctx context.Context",
+	"ctx context.Context",
 }
 
 // TestREADMECompiles compiles every Go block of README.md against this
@@ -59,10 +60,11 @@ import (
 
 	"github.com/gopyro/gopyro/classic"
 	"github.com/gopyro/gopyro/daemon"
+	"github.com/gopyro/gopyro/gpu"
 	"github.com/gopyro/gopyro/proxy"
 )
 
-var _, _, _ = fmt.Sprint, os.Stdout, classic.DefaultPort
+var _, _, _, _ = fmt.Sprint, os.Stdout, classic.DefaultPort, gpu.DefaultName
 
 ` + top.String() + "\n" + funcs.String()
 

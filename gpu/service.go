@@ -117,8 +117,9 @@ func NewService(ctx context.Context, b Backend, cfg Config) (*Service, error) {
 }
 
 // Register serves the service on d under [ObjectID] and returns its URI.
-// d must be serving (its address known). Arrays are registered on d too:
-// PYRO:gpuarr_<hex>@host:port.
+// d must be serving (its address known). Each array is registered on d
+// too, as an object of its own (PYRO:obj_<hex>@host:port) with the
+// methods Info and Read.
 func (s *Service) Register(d *daemon.Daemon) (gopyro.URI, error) {
 	s.mu.Lock()
 	if s.d != nil {

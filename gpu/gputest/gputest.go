@@ -550,6 +550,13 @@ func testConveniences(t *testing.T, nb NewBackend) {
 			t.Fatalf("%s: %v, want %v", tc.name, got.Data, tc.want)
 		}
 	}
+	// Zeros are zeros even where a freed array's memory is reused.
+	junk := must(c.Random(bg, gpu.Float64, 9, 1<<18)) // 2 MiB
+	check(junk.Free(bg))
+	z := must(c.Zeros(bg, gpu.Float64, 1<<18))
+	if m := must(c.Reduce(bg, "max", "abs(z)", gpu.Args{"z": z})); m.F != 0 {
+		t.Fatalf("Zeros after a free: max |z| = %v", m)
+	}
 	ia := must(c.Arange(bg, gpu.Int64, 10, 0, -3))
 	if got := must(gpu.Download[int64](bg, ia)); !slices.Equal(got.Data, []int64{10, 7, 4, 1}) {
 		t.Fatalf("int arange down: %v", got.Data)
