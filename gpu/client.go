@@ -18,8 +18,7 @@ import (
 // is safe for concurrent use.
 type Client struct {
 	p     *proxy.Proxy
-	chunk int
-	info  Info
+	chunk int // the service's transfer chunk
 }
 
 // window is how many transfer chunks a client keeps in flight.
@@ -38,7 +37,6 @@ func Dial(ctx context.Context, uri string, opts ...proxy.Option) (*Client, error
 		p.Close()
 		return nil, err
 	}
-	c.info = info
 	if info.Chunk > 0 {
 		c.chunk = info.Chunk
 	}

@@ -2,7 +2,6 @@ package gpu
 
 import (
 	"fmt"
-	"unsafe"
 
 	"github.com/gopyro/gopyro"
 )
@@ -59,7 +58,3 @@ func errorf(code gopyro.Code, format string, args ...any) *gopyro.Error {
 func Errorf(kind *gopyro.Error, format string, args ...any) error {
 	return newErr(kind, format, args...)
 }
-
-func sizeOf[T any](v T) uintptr { return unsafe.Sizeof(v) }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

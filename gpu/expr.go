@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/scanner"
@@ -109,12 +110,10 @@ func ParseExpr(src string) (*Expr, error) {
 	fset := token.NewFileSet()
 	x, err := parser.ParseExprFrom(fset, "", hideSelect(src), parser.SkipObjectResolution)
 	if err != nil {
-		msg := err.Error()
-		if el, ok := err.(interface{ Unwrap() []error }); ok && len(el.Unwrap()) > 0 {
-			msg = el.Unwrap()[0].Error()
+		if el, ok := err.(scanner.ErrorList); ok && len(el) > 0 {
+			return nil, newErr(ErrExpr, "%q does not parse: column %d: %s", src, el[0].Pos.Column, el[0].Msg)
 		}
-		msg = strings.TrimPrefix(msg, "1:")
-		return nil, newErr(ErrExpr, "%q does not parse: column %s", src, msg)
+		return nil, newErr(ErrExpr, "%q does not parse: %v", src, err)
 	}
 	p := &exprParser{src: src, fset: fset}
 	root, err := p.node(x)
@@ -133,7 +132,7 @@ type exprParser struct {
 
 func (p *exprParser) fail(at token.Pos, format string, args ...any) error {
 	col := p.fset.Position(at).Column
-	return newErr(ErrExpr, "%q, column %d: %s", p.src, col, sprintf(format, args...))
+	return newErr(ErrExpr, "%q, column %d: %s", p.src, col, fmt.Sprintf(format, args...))
 }
 
 func (p *exprParser) node(x ast.Expr) (*Node, error) {
@@ -236,25 +235,22 @@ func (p *exprParser) node(x ast.Expr) (*Node, error) {
 // hideSelect replaces each keyword select in src by selectName, which
 // go/parser takes for a function name.
 func hideSelect(src string) string {
+	if !strings.Contains(src, "select") {
+		return src
+	}
 	var sc scanner.Scanner
 	fset := token.NewFileSet()
 	b := []byte(src)
 	sc.Init(fset.AddFile("", -1, len(b)), b, nil, 0)
-	out := b
 	for {
 		pos, tok, _ := sc.Scan()
 		if tok == token.EOF {
-			break
+			return string(b)
 		}
 		if tok == token.SELECT {
-			if &out[0] == &b[0] {
-				out = []byte(src)
-			}
-			off := fset.Position(pos).Offset
-			copy(out[off:], selectName)
+			copy(b[fset.Position(pos).Offset:], selectName)
 		}
 	}
-	return string(out)
 }
 
 func exprKind(x ast.Expr) string {

@@ -549,11 +549,10 @@ func (ss *Session) Launch(ctx context.Context, k Kernel, grid, block Dim3, share
 
 func checkLaunch(grid, block Dim3, shared int) error {
 	for _, d := range []struct {
-		name    string
-		v, max  int
-		isBlock bool
-	}{{"grid.X", grid.X, maxGridX, false}, {"grid.Y", grid.Y, maxGridYZ, false}, {"grid.Z", grid.Z, maxGridYZ, false},
-		{"block.X", block.X, 1024, true}, {"block.Y", block.Y, 1024, true}, {"block.Z", block.Z, 64, true}} {
+		name   string
+		v, max int
+	}{{"grid.X", grid.X, maxGridX}, {"grid.Y", grid.Y, maxGridYZ}, {"grid.Z", grid.Z, maxGridYZ},
+		{"block.X", block.X, 1024}, {"block.Y", block.Y, 1024}, {"block.Z", block.Z, 64}} {
 		if d.v < 1 || d.v > d.max {
 			return newErr(ErrLaunch, "%s is %d: it must be 1 to %d", d.name, d.v, d.max)
 		}

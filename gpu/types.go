@@ -3,6 +3,7 @@ package gpu
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 
 	"github.com/gopyro/gopyro"
@@ -68,27 +69,12 @@ type Number interface {
 
 // DTypeOf returns the DType of T.
 func DTypeOf[T Number]() DType {
-	var z T
-	switch any(z).(type) {
-	case float32:
+	switch reflect.TypeFor[T]().Kind() {
+	case reflect.Float32:
 		return Float32
-	case float64:
+	case reflect.Float64:
 		return Float64
-	case int32:
-		return Int32
-	case int64:
-		return Int64
-	}
-	// A named type: go by its size and kind.
-	var x T = 1
-	x /= 2
-	if x != 0 {
-		if sizeOf(z) == 4 {
-			return Float32
-		}
-		return Float64
-	}
-	if sizeOf(z) == 4 {
+	case reflect.Int32:
 		return Int32
 	}
 	return Int64

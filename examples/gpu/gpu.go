@@ -96,6 +96,23 @@ func printMatrix[T gpu.Number](out io.Writer, h gpu.Host[T]) {
 	}
 }
 
+// maxDiffToHost is the largest difference between got and the product of
+// the n×n matrices a and b computed by a plain loop on the host.
+func maxDiffToHost[T float32 | float64](a, b []T, got gpu.Host[T]) float64 {
+	n := got.Shape[0]
+	var d float64
+	for i := range n {
+		for j := range n {
+			var s T
+			for k := range n {
+				s += a[i*n+k] * b[k*n+j]
+			}
+			d = max(d, math.Abs(float64(s-got.At(i, j))))
+		}
+	}
+	return d
+}
+
 func randn(r *rand.Rand, n int) []float32 {
 	x := make([]float32, n)
 	for i := range x {
@@ -168,16 +185,7 @@ func MatrixProduct(ctx context.Context, c *gpu.Client, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var maxDiff float64
-	for i := range n {
-		for j := range n {
-			var s float32
-			for k := range n {
-				s += ha[i*n+k] * hb[k*n+j]
-			}
-			maxDiff = max(maxDiff, math.Abs(float64(s-hc.At(i, j))))
-		}
-	}
+	maxDiff := maxDiffToHost(ha, hb, hc)
 	fmt.Fprintln(out, strings.Repeat("-", 80))
 	fmt.Fprintln(out, "Matrix A (GPU):")
 	printMatrix(out, gpu.NewMatrix(n, n, ha))
@@ -339,16 +347,7 @@ func Gemm(ctx context.Context, c *gpu.Client, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var maxErr float64
-	for i := range n {
-		for j := range n {
-			var s float64
-			for k := range n {
-				s += ha[i*n+k] * hb[k*n+j]
-			}
-			maxErr = max(maxErr, math.Abs(s-hd.At(i, j)))
-		}
-	}
+	maxErr := maxDiffToHost(ha, hb, hd)
 	fmt.Fprintf(out, "Maximum error %f\n", maxErr)
 	if maxErr > 1e-12 {
 		return fmt.Errorf("GEMM differs from the host by %g", maxErr)

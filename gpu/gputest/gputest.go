@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -41,31 +40,16 @@ type Env struct {
 // stops when the test ends.
 func Start(t testing.TB, b gpu.Backend, cfg gpu.Config) *Env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := daemon.New()
+	s, err := gpu.NewService(t.Context(), b, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- d.Serve(ctx, ln) }()
-	<-d.Ready()
-	s, err := gpu.NewService(ctx, b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = s.Close() }) // after the daemon's cleanup: they run last first
+	d := testutil.Serve(t)
 	u, err := s.Register(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		<-errc
-		_ = s.Close()
-	})
 	return &Env{Daemon: d, Service: s, URI: u.String()}
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gopyro/gopyro/classic"
-	"github.com/gopyro/gopyro/proxy"
 )
 
 // ClassicResult is one classic-mode measurement with its baseline, taken
@@ -45,17 +44,11 @@ func Classic(ctx context.Context, workerCmd func() *exec.Cmd, d time.Duration) (
 	defer func() { stop(); <-errc }()
 	addr := s.Addr().String()
 
-	g, dm, err := Gopyro()
+	echo, done, err := echoBaseline()
 	if err != nil {
 		return nil, err
 	}
-	defer g.Close()
-	u, _ := dm.URI("bench")
-	echo, err := proxy.NewURI(u)
-	if err != nil {
-		return nil, err
-	}
-	defer echo.Close()
+	defer done()
 	baseline := func() (float64, error) {
 		return rate(ctx, d, func() error { _, err := echo.Call(ctx, "Echo", []byte("0123456789abcdef")); return err })
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/gpu"
 	"github.com/gopyro/gopyro/gpu/cpu"
-	"github.com/gopyro/gopyro/proxy"
 )
 
 // GPU measures the GPU compute service on the CPU backend, each case
@@ -49,17 +48,11 @@ func GPU(ctx context.Context, d time.Duration) ([]ClassicResult, error) {
 	}
 	defer c.Close()
 
-	g, edm, err := Gopyro()
+	echo, done, err := echoBaseline()
 	if err != nil {
 		return nil, err
 	}
-	defer g.Close()
-	eu, _ := edm.URI("bench")
-	echo, err := proxy.NewURI(eu)
-	if err != nil {
-		return nil, err
-	}
-	defer echo.Close()
+	defer done()
 
 	var out []ClassicResult
 	add := func(name, unit, doc, baseline string, f func() error, per float64, base func() error, basePer float64) error {

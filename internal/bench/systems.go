@@ -51,6 +51,21 @@ func (o *BenchObject) Note(b []byte) { o.notes.Add(1) }
 
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
+// echoBaseline serves a BenchObject and returns a proxy of it: the plain
+// gopyro calls that other measurements are compared with. done stops both.
+func echoBaseline() (p *proxy.Proxy, done func(), err error) {
+	g, d, err := Gopyro()
+	if err != nil {
+		return nil, nil, err
+	}
+	u, _ := d.URI("bench")
+	if p, err = proxy.NewURI(u); err != nil {
+		g.Close()
+		return nil, nil, err
+	}
+	return p, func() { p.Close(); g.Close() }, nil
+}
+
 // Gopyro serves a BenchObject on a daemon.
 func Gopyro() (*System, *daemon.Daemon, error) {
 	ln, err := listen()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -87,10 +88,10 @@ func TestGPUProcesses(t *testing.T) {
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line := make([]byte, 8)
-	if _, err := hout.Read(line); err != nil || string(line) != "holding\n" {
-		holder.Process.Kill()
-		holder.Wait()
+	held := make(chan error, 1)
+	go func() { held <- holder.Wait() }()
+	t.Cleanup(func() { _ = holder.Process.Kill(); <-held })
+	if line, err := bufio.NewReader(hout).ReadString('\n'); err != nil || line != "holding\n" {
 		t.Fatalf("the holder said %q, %v", line, err)
 	}
 	info, err := c.Info(ctx)
@@ -103,7 +104,6 @@ func TestGPUProcesses(t *testing.T) {
 	if err := holder.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	holder.Wait()
 	testutil.WaitFor(t, 10*time.Second, "the killed client's arrays freed", func() bool {
 		in, err := c.Info(ctx)
 		return err == nil && in.Arrays == 0 && in.Used == 0
