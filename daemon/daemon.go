@@ -111,6 +111,7 @@ type entry struct {
 	factory func(ctx context.Context) (reflect.Value, error)
 	info    *typeInfo
 	oneway  []string // Go names
+	pyro    *entry   // what Python Pyro clients call instead, if set
 }
 
 // connState is what the daemon keeps per client connection.

@@ -202,6 +202,34 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 		return fail(gopyro.CodeProtocol, "malformed arguments: %v", err)
 	}
 	defer dec.Release()
+	out, err := d.runMethod(ctx, e, cs, info, m, dec)
+	if err != nil || out == nil {
+		return nil, err
+	}
+	if err := enc.EncodeValues(out); err != nil {
+		return fail(gopyro.CodeProtocol, "cannot encode the results: %v", err)
+	}
+	if enc.Segments() != nil {
+		return nil, nil // scattered: the handler writes enc.Segments()
+	}
+	return enc.Raw(), nil
+}
+
+// argSource yields a call's arguments, decoded into the declared types:
+// the msgpack decoder, or a Pyro call's converted Python values.
+type argSource interface {
+	Len() int
+	Next(i int, v reflect.Value) error
+}
+
+// runMethod checks the arguments' count, decodes them, runs m on e's
+// instance and returns its results, streams opened and references
+// prepared. A oneway call of a streaming method returns nil results.
+func (d *Daemon) runMethod(ctx context.Context, e *entry, cs *connState, info CallInfo, m *method, dec argSource) ([]reflect.Value, error) {
+	objID := e.id
+	fail := func(code gopyro.Code, format string, args ...any) ([]reflect.Value, error) {
+		return nil, &gopyro.Error{Code: code, Op: "call " + m.name, URI: objID, Message: fmt.Sprintf(format, args...)}
+	}
 	n := dec.Len()
 	want := len(m.in)
 	if (!m.variadic && n != want) || (m.variadic && n < want-1) {
@@ -255,7 +283,7 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 		if endStreams != nil {
 			endStreams()
 		}
-		return nil, &gopyro.Error{Code: gopyro.CodeRemote, Op: "call " + opName, URI: objID, RemoteType: fmt.Sprintf("%T", err),
+		return nil, &gopyro.Error{Code: gopyro.CodeRemote, Op: "call " + m.name, URI: objID, RemoteType: fmt.Sprintf("%T", err),
 			Message: "cannot create instance: " + err.Error()}
 	}
 	args[0] = recv
@@ -277,13 +305,10 @@ func (d *Daemon) callMethod(ctx context.Context, e *entry, cs *connState, info C
 	if err != nil {
 		return nil, err
 	}
-	if err := enc.EncodeValues(out); err != nil {
-		return fail(gopyro.CodeProtocol, "cannot encode the results: %v", err)
+	if out == nil {
+		out = []reflect.Value{}
 	}
-	if enc.Segments() != nil {
-		return nil, nil // scattered: the handler writes enc.Segments()
-	}
-	return enc.Raw(), nil
+	return out, nil
 }
 
 func plural(n int) string {

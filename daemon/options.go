@@ -253,6 +253,7 @@ type regConfig struct {
 	id     string
 	force  bool
 	oneway []string
+	pyro   any // the facade Python clients call
 }
 
 // WithID registers the object under id instead of an automatic obj_<hex>.
@@ -268,3 +269,10 @@ func Force() RegisterOption { return func(r *regConfig) { r.force = true } }
 func WithOneway(methods ...string) RegisterOption {
 	return func(r *regConfig) { r.oneway = append(r.oneway, methods...) }
 }
+
+// WithPyroFacade serves facade, instead of the object itself, to Python
+// Pyro clients that call the object's id: for an object whose Go API and
+// the API its Python callers expect differ (the name server answers
+// Pyro's lookup with a URI object, and takes Pyro's keyword arguments).
+// facade is called as a single instance, concurrently.
+func WithPyroFacade(facade any) RegisterOption { return func(r *regConfig) { r.pyro = facade } }

@@ -114,7 +114,16 @@ func (d *Daemon) register(t reflect.Type, mode InstanceMode, inst reflect.Value,
 	if id == gopyro.DaemonID {
 		return gopyro.URI{}, d.fail(op, gopyro.CodeInvalid, "%q is the daemon's own object", id)
 	}
+	var facade *entry
+	if rc.pyro != nil {
+		fv := reflect.ValueOf(rc.pyro)
+		if err := d.checkLocked(fv.Type(), nil); err != nil {
+			return gopyro.URI{}, err
+		}
+		facade = &entry{id: id, mode: Single, inst: fv, info: d.typeInfoLocked(fv.Type())}
+	}
 	d.addLocked(id, mode, t, inst, factory, rc.oneway)
+	d.objects[id].pyro = facade
 	return d.uriLocked(id), nil
 }
 

@@ -146,10 +146,7 @@ func (d *Daemon) serveConn(c net.Conn) (*connState, error) {
 	cs.ctx, cs.cancel = context.WithCancel(d.ctx)
 	d.conns[cs] = struct{}{}
 	d.connMu.Unlock()
-	if err := d.tr.ServeConn(c, cs, func() { d.connClosed(cs) }); err != nil {
-		d.connClosed(cs) // the transport closed c
-		return nil, d.fail("serve", gopyro.CodeClosed, "daemon is closed")
-	}
+	go d.sniff(cs, c) // gopyro's protocol or Python Pyro's: see pyro.go
 	return cs, nil
 }
 

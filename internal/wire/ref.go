@@ -111,3 +111,23 @@ func decodeRefInto(d *msgpack.Decoder, rt *RefType, v reflect.Value) error {
 	v.Set(rt.New(u))
 	return nil
 }
+
+// NewRefValue returns a value of reference type t referring to u; ok is
+// false when t is not a registered reference type.
+func NewRefValue(t reflect.Type, u gopyro.URI) (reflect.Value, bool) {
+	rt, ok := refTypeOf(t)
+	if !ok {
+		return reflect.Value{}, false
+	}
+	return rt.New(u), true
+}
+
+// RefURIOf returns the URI a value of a registered reference type refers
+// to; ok is false for any other value (and for a nil pointer).
+func RefURIOf(v reflect.Value) (string, bool) {
+	rt, ok := refTypeOf(v.Type())
+	if !ok || (v.Kind() == reflect.Pointer && v.IsNil()) {
+		return "", false
+	}
+	return rt.URI(v), true
+}

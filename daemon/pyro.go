@@ -1,0 +1,529 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/pyro"
+	"github.com/gopyro/gopyro/internal/wire"
+)
+
+// A daemon speaks Python Pyro's protocols (Pyro4's 48 and Pyro5's 502) on
+// the same listener as gopyro's own: the first byte tells them apart
+// (gopyro's rpcx frames start with 0x08, Pyro's with "PYRO"). Python
+// clients call the same objects, with their arguments converted to the
+// declared Go types (internal/pyro) and Go errors raised as the nearest
+// Python exception.
+
+// sniff reads a connection's first byte and hands the connection to the
+// protocol it names.
+func (d *Daemon) sniff(cs *connState, c net.Conn) {
+	if d.cfg.HandshakeTimeout > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(d.cfg.HandshakeTimeout))
+	}
+	var first [1]byte
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		_ = c.Close()
+		d.connClosed(cs)
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	if first[0] == 'P' {
+		d.servePyro(cs, c, first[0])
+		return
+	}
+	pc := &prefixConn{Conn: c, first: first[0], pending: true}
+	if err := d.tr.ServeConn(pc, cs, func() { d.connClosed(cs) }); err != nil {
+		d.connClosed(cs) // the transport closed c
+	}
+}
+
+// prefixConn gives back the byte sniff read before the rest.
+type prefixConn struct {
+	net.Conn
+	first   byte
+	pending bool // first not read yet; only the transport's reader reads
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if p.pending && len(b) > 0 {
+		p.pending = false
+		b[0] = p.first
+		return 1, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// pyroConn is one Python client's connection.
+type pyroConn struct {
+	d      *Daemon
+	cs     *connState
+	c      net.Conn
+	p      *pyro.Protocol
+	key    []byte // Pyro4's HMAC key: the daemon's token
+	wmu    sync.Mutex
+	wbuf   []byte
+	hooks  *pyro.Hooks
+	oneway sync.WaitGroup
+}
+
+// pyroErrorf makes an error that a Python client sees as class cls.
+func pyroErrorf(code gopyro.Code, cls, format string, args ...any) *gopyro.Error {
+	return &gopyro.Error{Code: code, RemoteType: cls, Message: fmt.Sprintf(format, args...)}
+}
+
+func (d *Daemon) servePyro(cs *connState, c net.Conn, first byte) {
+	defer d.connClosed(cs)
+	defer c.Close()
+	stop := context.AfterFunc(cs.ctx, func() { _ = c.Close() })
+	defer stop()
+	br := bufio.NewReaderSize(io.MultiReader(strings.NewReader(string(first)), c), 64<<10)
+	pc := &pyroConn{d: d, cs: cs, c: c}
+	defer pc.oneway.Wait()
+	head, err := br.Peek(6)
+	if err != nil {
+		return
+	}
+	if pc.p, err = pyro.Detect(head); err != nil {
+		pc.connectFail(pyro.Pyro4, 0, 0, err.Error())
+		return
+	}
+	if pc.p == pyro.Pyro4 && d.cfg.Token != "" {
+		pc.key = []byte(d.cfg.Token)
+	}
+	pc.hooks = &pyro.Hooks{NewRef: wire.NewRefValue, RefOf: d.pyroRefOf}
+	connected := false
+	for {
+		timeout := d.cfg.IdleTimeout
+		if !connected {
+			timeout = d.cfg.HandshakeTimeout
+		}
+		if timeout > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(timeout))
+		}
+		m, err := pc.p.ReadMessage(br, d.cfg.MaxMessageSize, pc.key)
+		if err != nil {
+			var se *pyro.SecurityError
+			var pe *pyro.ProtocolError
+			var tl *pyro.TooLargeError
+			if !connected && (errors.As(err, &se) || errors.As(err, &pe) || errors.As(err, &tl)) {
+				pc.connectFail(pc.p, 0, 0, err.Error())
+			}
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				d.cfg.Logger.Debug("daemon: pyro connection dropped", "remote", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		switch {
+		case m.Type == pyro.MsgPing:
+			pc.write(&pyro.Message{Type: pyro.MsgPing, Seq: m.Seq, Serializer: m.Serializer, Data: []byte("pong"), CorrID: m.CorrID})
+		case m.Type == pyro.MsgConnect && !connected:
+			if !pc.connect(m) {
+				return
+			}
+			connected = true
+		case m.Type == pyro.MsgInvoke && connected:
+			if !pc.invoke(m) {
+				return
+			}
+		default:
+			if !connected {
+				pc.connectFail(pc.p, m.Seq, 0, fmt.Sprintf("invalid msg type %d received", m.Type))
+			}
+			return // Pyro drops the connection on a message out of order
+		}
+	}
+}
+
+func (pc *pyroConn) write(m *pyro.Message) bool {
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	if pc.p.FlagCorrID != 0 && m.Type != pyro.MsgConnectFail {
+		if m.CorrID == ([16]byte{}) {
+			_, _ = rand.Read(m.CorrID[:])
+		}
+		m.Flags |= pc.p.FlagCorrID
+	}
+	b, err := pc.p.AppendMessage(pc.wbuf[:0], m, pc.key)
+	if err != nil {
+		pc.d.cfg.Logger.Warn("daemon: cannot frame a pyro reply", "err", err)
+		return false
+	}
+	if pc.d.cfg.WriteTimeout > 0 {
+		_ = pc.c.SetWriteDeadline(time.Now().Add(pc.d.cfg.WriteTimeout))
+	}
+	_, err = pc.c.Write(b)
+	if cap(b) <= 1<<20 {
+		pc.wbuf = b
+	}
+	return err == nil
+}
+
+// connectFail refuses a connection: the reason as a string, in the
+// request's serializer when it is known and marshal otherwise, as Pyro
+// does.
+func (pc *pyroConn) connectFail(p *pyro.Protocol, seq, ser uint16, reason string) {
+	f, err := p.Format(ser)
+	if err != nil {
+		f, ser = pyro.Marshal, p.SerializerID(pyro.Marshal)
+	}
+	data, _ := f.Marshal(reason)
+	saved := pc.p
+	pc.p = p
+	pc.write(&pyro.Message{Type: pyro.MsgConnectFail, Seq: seq, Serializer: ser, Data: data})
+	pc.p = saved
+}
+
+// connect answers MSG_CONNECT.
+func (pc *pyroConn) connect(m *pyro.Message) bool {
+	f, err := pc.p.Format(m.Serializer)
+	if err != nil {
+		pc.connectFail(pc.p, m.Seq, 0, err.Error())
+		return false
+	}
+	v, err := f.Unmarshal(m.Data)
+	if err != nil {
+		pc.connectFail(pc.p, m.Seq, m.Serializer, "invalid handshake data: "+err.Error())
+		return false
+	}
+	req, _ := v.(pyro.Dict)
+	if pc.p == pyro.Pyro5 && pc.d.cfg.Token != "" {
+		hs, _ := req.Get("handshake")
+		if s, _ := hs.(string); s != pc.d.cfg.Token {
+			pc.connectFail(pc.p, m.Seq, m.Serializer, "handshake failed: missing or wrong token (set the proxy's _pyroHandshake to the daemon's token)")
+			return false
+		}
+	}
+	var resp any = "hello"
+	flags := uint16(0)
+	if obj := req.Str("object"); obj != "" {
+		meta, ok := pc.d.pyroMetadata(obj)
+		if !ok {
+			pc.connectFail(pc.p, m.Seq, m.Serializer, "unknown object")
+			return false
+		}
+		if pc.p == pyro.Pyro5 || m.Flags&pc.p.FlagMeta != 0 {
+			resp = pyro.Dict{{Key: "handshake", Value: "hello"}, {Key: "meta", Value: meta}}
+			flags = pc.p.FlagMeta
+		}
+	}
+	data, err := f.Marshal(resp)
+	if err != nil {
+		return false
+	}
+	return pc.write(&pyro.Message{Type: pyro.MsgConnectOK, Flags: flags, Seq: m.Seq, Serializer: m.Serializer, Data: data, CorrID: m.CorrID})
+}
+
+// pyroNames returns the names by which Python reaches Go method name: the
+// Go name, lowerCamel and snake_case.
+func pyroNames(name string) []string { return append([]string{name}, aliases(name)...) }
+
+// pyroMetadata is the metadata Pyro proxies want: every name a method
+// answers to, oneway methods likewise, and no attributes.
+func (d *Daemon) pyroMetadata(id string) (pyro.Dict, bool) {
+	d.mu.RLock()
+	e, ok := d.objects[id]
+	d.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	methods, oneway := pyroMethodNames(e)
+	return pyro.Dict{{Key: "methods", Value: strList(methods)}, {Key: "oneway", Value: strList(oneway)}, {Key: "attrs", Value: []any{}}}, true
+}
+
+func pyroMethodNames(e *entry) (methods, oneway []string) {
+	ti := pyroInfo(e)
+	for _, m := range ti.methods {
+		methods = append(methods, pyroNames(m.name)...)
+	}
+	for _, o := range e.oneway {
+		if _, ok := ti.byName[o]; ok {
+			oneway = append(oneway, pyroNames(o)...)
+		}
+	}
+	slices.Sort(methods)
+	slices.Sort(oneway)
+	return methods, oneway
+}
+
+// pyroInfo is the method table Python clients see: the facade's when the
+// object has one.
+func pyroInfo(e *entry) *typeInfo {
+	if e.pyro != nil {
+		return e.pyro.info
+	}
+	return e.info
+}
+
+func strList(s []string) []any {
+	out := make([]any, len(s))
+	for i, x := range s {
+		out[i] = x
+	}
+	return out
+}
+
+// pyroRefOf turns references and registered objects in results into
+// Python proxies.
+func (d *Daemon) pyroRefOf(v reflect.Value) (pyro.Proxied, bool) {
+	var u gopyro.URI
+	if s, ok := wire.RefURIOf(v); ok {
+		pu, err := gopyro.Parse(s)
+		if err != nil {
+			return pyro.Proxied{}, false
+		}
+		u = pu
+	} else if r, ok := d.refOf(v); ok {
+		u = r.URI
+	} else {
+		return pyro.Proxied{}, false
+	}
+	o := pyro.Proxied{URI: u}
+	d.mu.RLock()
+	e, mine := d.objects[u.Object]
+	d.mu.RUnlock()
+	if mine {
+		o.Methods, o.Oneway = pyroMethodNames(e)
+	}
+	return o, true
+}
+
+// invoke answers MSG_INVOKE; false drops the connection.
+func (pc *pyroConn) invoke(m *pyro.Message) bool {
+	f, err := pc.p.Format(m.Serializer)
+	if err != nil {
+		return false
+	}
+	oneway := m.Flags&pyro.FlagOneway != 0
+	batch := m.Flags&pyro.FlagBatch != 0
+	reply := func(result any, failed error) bool {
+		if oneway {
+			return true
+		}
+		flags := m.Flags & pyro.FlagBatch
+		var data []byte
+		var err error
+		if failed != nil {
+			flags |= pyro.FlagException
+			data, err = f.Marshal(pc.p.ExceptionObject(failed))
+		} else if data, err = f.Marshal(result); err != nil {
+			flags |= pyro.FlagException
+			data, err = f.Marshal(pc.p.ExceptionObject(pyroErrorf(gopyro.CodeProtocol, pc.p.Name+".errors.SerializeError", "cannot serialize the result: %v", err)))
+		}
+		if err != nil {
+			return false
+		}
+		return pc.write(&pyro.Message{Type: pyro.MsgResult, Flags: flags, Seq: m.Seq, Serializer: m.Serializer, Data: data, CorrID: m.CorrID})
+	}
+	call, err := f.DecodeCall(m.Data)
+	if err != nil {
+		return reply(nil, pyroErrorf(gopyro.CodeProtocol, pc.p.Name+".errors.SerializeError", "%v", err))
+	}
+	run := func() (any, error) {
+		if batch || call.Method == "<batch>" {
+			return pc.batch(call, f)
+		}
+		return pc.d.pyroCall(pc, call, oneway)
+	}
+	if oneway {
+		pc.oneway.Add(1)
+		go func() {
+			defer pc.oneway.Done()
+			if _, err := run(); err != nil {
+				pc.d.cfg.Logger.Debug("daemon: oneway pyro call failed", "object", call.Object, "method", call.Method, "err", err)
+			}
+		}()
+		return true
+	}
+	result, err := run()
+	return reply(result, err)
+}
+
+// batch runs a "<batch>" call: its params are [method, args, kwargs]
+// triples. The results list stops at the first exception, which is
+// wrapped as Pyro's _ExceptionWrapper.
+func (pc *pyroConn) batch(call pyro.Call, _ pyro.Format) (any, error) {
+	if len(call.Args) > wire.MaxBatchCalls {
+		return nil, pyroErrorf(gopyro.CodeProtocol, "builtins.ValueError", "a batch of %d calls (the limit is %d)", len(call.Args), wire.MaxBatchCalls)
+	}
+	wrapper := "Pyro4.futures._ExceptionWrapper"
+	if pc.p == pyro.Pyro5 {
+		wrapper = "Pyro5.core._ExceptionWrapper"
+	}
+	results := []any{}
+	for _, c := range call.Args {
+		parts, _ := c.([]any)
+		if t, ok := c.(pyro.Tuple); ok {
+			parts = t
+		}
+		if len(parts) != 3 {
+			return nil, pyroErrorf(gopyro.CodeProtocol, pc.p.Name+".errors.ProtocolError", "a batched call is [method, args, kwargs], got %s", pyro.Describe(c))
+		}
+		method, _ := parts[0].(string)
+		sub := pyro.Call{Object: call.Object, Method: method}
+		switch a := parts[1].(type) {
+		case []any:
+			sub.Args = a
+		case pyro.Tuple:
+			sub.Args = a
+		}
+		sub.Kwargs, _ = parts[2].(pyro.Dict)
+		r, err := pc.d.pyroCall(pc, sub, false)
+		if err != nil {
+			results = append(results, pyro.Dict{{Key: "__class__", Value: wrapper}, {Key: "exception", Value: pc.p.ExceptionObject(err)}})
+			break
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// pyroArgs feeds a Python call's arguments to runMethod.
+type pyroArgs struct {
+	pc   *pyroConn
+	m    *method
+	args []any
+}
+
+func (a *pyroArgs) Len() int { return len(a.args) }
+
+func (a *pyroArgs) Next(i int, v reflect.Value) error {
+	if err := pyro.Assign(a.pc.p, a.pc.hooks, a.args[i], v); err != nil {
+		return fmt.Errorf("argument %d (%s): %v", i+1, v.Type(), err)
+	}
+	return nil
+}
+
+// pyroCall runs one Python call on a registered object.
+func (d *Daemon) pyroCall(pc *pyroConn, call pyro.Call, oneway bool) (any, error) {
+	if len(call.Object) > gopyro.MaxNameLen || len(call.Method) > gopyro.MaxNameLen {
+		return nil, pyroErrorf(gopyro.CodeProtocol, pc.p.Name+".errors.ProtocolError", "object id or method name too long")
+	}
+	switch r := d.begin(); r {
+	case errDraining:
+		return nil, pyroErrorf(gopyro.CodeClosed, pc.p.Name+".errors.CommunicationError", "daemon is shutting down")
+	case errBusy:
+		return nil, pyroErrorf(gopyro.CodeBusy, "builtins.RuntimeError", "daemon has %d calls in flight (its limit)", d.cfg.MaxInFlight)
+	}
+	defer d.end()
+	d.mu.RLock()
+	e := d.objects[call.Object]
+	d.mu.RUnlock()
+	if e == nil {
+		return nil, pyroErrorf(gopyro.CodeNotFound, pc.p.Name+".errors.DaemonError", "unknown object")
+	}
+	if call.Object == gopyro.DaemonID && (call.Method == "get_metadata" || call.Method == "getMetadata") {
+		if len(call.Args) != 1 {
+			return nil, pyroErrorf(gopyro.CodeArgument, "builtins.TypeError", "get_metadata() takes 1 argument (the object id), got %d", len(call.Args))
+		}
+		id, _ := call.Args[0].(string)
+		meta, ok := d.pyroMetadata(id)
+		if !ok {
+			return nil, pyroErrorf(gopyro.CodeNotFound, pc.p.Name+".errors.DaemonError", "unknown object")
+		}
+		return meta, nil
+	}
+	ti := pyroInfo(e)
+	m := ti.byName[call.Method]
+	if m == nil {
+		if call.Method == "__getattr__" || call.Method == "__setattr__" {
+			return nil, pyroErrorf(gopyro.CodeNotFound, "builtins.AttributeError", "a gopyro object has no attributes, only methods (%s)", strings.Join(ti.names(), ", "))
+		}
+		return nil, pyroErrorf(gopyro.CodeNotFound, "builtins.AttributeError", "object %q has no method %s (it has: %s)", call.Object, gopyro.Clip(call.Method), strings.Join(ti.names(), ", "))
+	}
+	if m.streams {
+		return nil, pyroErrorf(gopyro.CodeUnsupported, "builtins.NotImplementedError", "%s returns a stream, which gopyro does not yet serve to Pyro clients", m.name)
+	}
+	args, err := pyroPositional(m, call)
+	if err != nil {
+		return nil, err
+	}
+	ctx := pc.cs.ctx
+	info := CallInfo{ObjectID: e.id, Method: m.name, Oneway: oneway, RemoteAddr: pc.c.RemoteAddr(), ConnID: pc.cs.id}
+	target := e
+	if e.pyro != nil {
+		target = e.pyro
+	}
+	out, err := d.runMethod(ctx, target, pc.cs, info, m, &pyroArgs{pc: pc, m: m, args: args})
+	if err != nil {
+		if ge, ok := errors.AsType[*gopyro.Error](err); ok && ge.Code == gopyro.CodeArgument && ge.RemoteType == "" && strings.Contains(ge.Message, " takes ") {
+			ge.RemoteType = "builtins.TypeError"
+		}
+		return nil, err
+	}
+	vals := make([]any, len(out))
+	for i, v := range out {
+		x, err := pyro.FromGo(pc.p, pc.hooks, v)
+		if err != nil {
+			return nil, pyroErrorf(gopyro.CodeProtocol, pc.p.Name+".errors.SerializeError", "result %d of %s: %v", i+1, m.name, err)
+		}
+		vals[i] = x
+	}
+	switch len(vals) {
+	case 0:
+		return nil, nil
+	case 1:
+		return vals[0], nil
+	}
+	return pyro.Tuple(vals), nil
+}
+
+// pyroPositional folds keyword arguments into the positional list: they
+// (and positional arguments beyond the others) fill the method's last
+// parameter when it is a struct or a map, as Python's keyword arguments.
+func pyroPositional(m *method, call pyro.Call) ([]any, error) {
+	n := len(m.in)
+	if len(call.Kwargs) == 0 && (len(call.Args) <= n || m.variadic) {
+		return call.Args, nil
+	}
+	if n == 0 || m.variadic {
+		return nil, kwargsError(m, call)
+	}
+	last := m.in[n-1]
+	for last.Kind() == reflect.Pointer {
+		last = last.Elem()
+	}
+	switch {
+	case last.Kind() == reflect.Struct && last != reflect.TypeFor[gopyro.URI]():
+		fields := pyro.StructFieldNames(last)
+		if len(call.Args) < n-1 {
+			return nil, kwargsError(m, call)
+		}
+		extra := call.Args[n-1:]
+		if len(extra) > len(fields) {
+			return nil, pyroErrorf(gopyro.CodeArgument, "builtins.TypeError", "%s() takes at most %d positional arguments (%d given)", m.name, n-1+len(fields), len(call.Args))
+		}
+		kw := pyro.Dict{}
+		for i, x := range extra {
+			kw = append(kw, pyro.Item{Key: fields[i], Value: x})
+		}
+		kw = append(kw, call.Kwargs...)
+		return append(slices.Clone(call.Args[:n-1]), kw), nil
+	case last.Kind() == reflect.Map && last.Key().Kind() == reflect.String && len(call.Args) == n-1:
+		return append(slices.Clone(call.Args), call.Kwargs), nil
+	}
+	return nil, kwargsError(m, call)
+}
+
+func kwargsError(m *method, call pyro.Call) error {
+	if len(call.Kwargs) == 0 {
+		return pyroErrorf(gopyro.CodeArgument, "builtins.TypeError", "%s() takes %d positional argument%s but %d were given", m.name, len(m.in), plural(len(m.in)), len(call.Args))
+	}
+	names := make([]string, len(call.Kwargs))
+	for i, it := range call.Kwargs {
+		names[i], _ = it.Key.(string)
+	}
+	return pyroErrorf(gopyro.CodeArgument, "builtins.TypeError", "%s() got unexpected keyword argument%s %s (a Go method takes keyword arguments only in a struct or map as its last parameter)",
+		m.name, plural(len(names)), strings.Join(names, ", "))
+}
