@@ -103,10 +103,47 @@ func (d *Daemon) servePyro(cs *connState, c net.Conn, first byte) {
 		pc.key = []byte(d.cfg.Token)
 	}
 	pc.hooks = &pyro.Hooks{NewRef: wire.NewRefValue, RefOf: d.pyroRefOf}
-	connected := false
+	// A reader goroutine reads ahead, so that a client that goes away
+	// mid-call is noticed at once and the call's context cancelled (Pyro
+	// clients send one request at a time; oneway calls run on their own).
+	msgs := make(chan *pyro.Message, 1)
+	connected := make(chan bool, 1) // the handshake's outcome, for the reader's timeouts
+	go pc.readLoop(br, msgs, connected)
+	isConnected := false
+	for m := range msgs {
+		switch {
+		case m.Type == pyro.MsgPing:
+			pc.write(&pyro.Message{Type: pyro.MsgPing, Seq: m.Seq, Serializer: m.Serializer, Data: []byte("pong"), CorrID: m.CorrID})
+		case m.Type == pyro.MsgConnect && !isConnected:
+			ok := pc.connect(m)
+			connected <- ok
+			if !ok {
+				return
+			}
+			isConnected = true
+		case m.Type == pyro.MsgInvoke && isConnected:
+			if !pc.invoke(m) {
+				return
+			}
+		default:
+			if !isConnected {
+				pc.connectFail(pc.p, m.Seq, 0, fmt.Sprintf("invalid msg type %d received", m.Type))
+			}
+			return // Pyro drops the connection on a message out of order
+		}
+	}
+}
+
+// readLoop reads messages into msgs until the connection fails, then
+// cancels the connection's calls and closes msgs.
+func (pc *pyroConn) readLoop(br *bufio.Reader, msgs chan<- *pyro.Message, connected <-chan bool) {
+	d, c := pc.d, pc.c
+	defer close(msgs)
+	defer pc.cs.cancel()
+	isConnected := false
 	for {
 		timeout := d.cfg.IdleTimeout
-		if !connected {
+		if !isConnected {
 			timeout = d.cfg.HandshakeTimeout
 		}
 		if timeout > 0 {
@@ -117,7 +154,7 @@ func (d *Daemon) servePyro(cs *connState, c net.Conn, first byte) {
 			var se *pyro.SecurityError
 			var pe *pyro.ProtocolError
 			var tl *pyro.TooLargeError
-			if !connected && (errors.As(err, &se) || errors.As(err, &pe) || errors.As(err, &tl)) {
+			if !isConnected && (errors.As(err, &se) || errors.As(err, &pe) || errors.As(err, &tl)) {
 				pc.connectFail(pc.p, 0, 0, err.Error())
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -125,37 +162,37 @@ func (d *Daemon) servePyro(cs *connState, c net.Conn, first byte) {
 			}
 			return
 		}
-		switch {
-		case m.Type == pyro.MsgPing:
-			pc.write(&pyro.Message{Type: pyro.MsgPing, Seq: m.Seq, Serializer: m.Serializer, Data: []byte("pong"), CorrID: m.CorrID})
-		case m.Type == pyro.MsgConnect && !connected:
-			if !pc.connect(m) {
+		select {
+		case msgs <- m:
+		case <-pc.cs.ctx.Done():
+			return
+		}
+		if m.Type == pyro.MsgConnect && !isConnected {
+			select {
+			case ok := <-connected:
+				if !ok {
+					return
+				}
+				isConnected = true
+			case <-pc.cs.ctx.Done():
 				return
 			}
-			connected = true
-		case m.Type == pyro.MsgInvoke && connected:
-			if !pc.invoke(m) {
-				return
-			}
-		default:
-			if !connected {
-				pc.connectFail(pc.p, m.Seq, 0, fmt.Sprintf("invalid msg type %d received", m.Type))
-			}
-			return // Pyro drops the connection on a message out of order
 		}
 	}
 }
 
-func (pc *pyroConn) write(m *pyro.Message) bool {
+func (pc *pyroConn) write(m *pyro.Message) bool { return pc.writeAs(pc.p, m) }
+
+func (pc *pyroConn) writeAs(p *pyro.Protocol, m *pyro.Message) bool {
 	pc.wmu.Lock()
 	defer pc.wmu.Unlock()
-	if pc.p.FlagCorrID != 0 && m.Type != pyro.MsgConnectFail {
+	if p.FlagCorrID != 0 && m.Type != pyro.MsgConnectFail {
 		if m.CorrID == ([16]byte{}) {
 			_, _ = rand.Read(m.CorrID[:])
 		}
-		m.Flags |= pc.p.FlagCorrID
+		m.Flags |= p.FlagCorrID
 	}
-	b, err := pc.p.AppendMessage(pc.wbuf[:0], m, pc.key)
+	b, err := p.AppendMessage(pc.wbuf[:0], m, pc.key)
 	if err != nil {
 		pc.d.cfg.Logger.Warn("daemon: cannot frame a pyro reply", "err", err)
 		return false
@@ -179,10 +216,7 @@ func (pc *pyroConn) connectFail(p *pyro.Protocol, seq, ser uint16, reason string
 		f, ser = pyro.Marshal, p.SerializerID(pyro.Marshal)
 	}
 	data, _ := f.Marshal(reason)
-	saved := pc.p
-	pc.p = p
-	pc.write(&pyro.Message{Type: pyro.MsgConnectFail, Seq: seq, Serializer: ser, Data: data})
-	pc.p = saved
+	pc.writeAs(p, &pyro.Message{Type: pyro.MsgConnectFail, Seq: seq, Serializer: ser, Data: data})
 }
 
 // connect answers MSG_CONNECT.
@@ -484,18 +518,18 @@ func (d *Daemon) pyroCall(pc *pyroConn, call pyro.Call, oneway bool) (any, error
 // parameter when it is a struct or a map, as Python's keyword arguments.
 func pyroPositional(m *method, call pyro.Call) ([]any, error) {
 	n := len(m.in)
-	if len(call.Kwargs) == 0 && (len(call.Args) <= n || m.variadic) {
-		return call.Args, nil
+	var last reflect.Type
+	if n > 0 && !m.variadic {
+		last = m.in[n-1]
+		for last.Kind() == reflect.Pointer {
+			last = last.Elem()
+		}
 	}
-	if n == 0 || m.variadic {
-		return nil, kwargsError(m, call)
-	}
-	last := m.in[n-1]
-	for last.Kind() == reflect.Pointer {
-		last = last.Elem()
-	}
+	kwStruct := last != nil && last.Kind() == reflect.Struct && !pyro.IsValueStruct(last)
 	switch {
-	case last.Kind() == reflect.Struct && last != reflect.TypeFor[gopyro.URI]():
+	case kwStruct && (len(call.Kwargs) > 0 || len(call.Args) != n || !isDict(call.Args[n-1])):
+		// The struct takes keyword arguments, and the positional ones
+		// beyond the others, in field order; it may be left out.
 		fields := pyro.StructFieldNames(last)
 		if len(call.Args) < n-1 {
 			return nil, kwargsError(m, call)
@@ -510,7 +544,9 @@ func pyroPositional(m *method, call pyro.Call) ([]any, error) {
 		}
 		kw = append(kw, call.Kwargs...)
 		return append(slices.Clone(call.Args[:n-1]), kw), nil
-	case last.Kind() == reflect.Map && last.Key().Kind() == reflect.String && len(call.Args) == n-1:
+	case len(call.Kwargs) == 0:
+		return call.Args, nil // runMethod checks the count
+	case last != nil && last.Kind() == reflect.Map && last.Key().Kind() == reflect.String && len(call.Args) == n-1:
 		return append(slices.Clone(call.Args), call.Kwargs), nil
 	}
 	return nil, kwargsError(m, call)
@@ -526,4 +562,9 @@ func kwargsError(m *method, call pyro.Call) error {
 	}
 	return pyroErrorf(gopyro.CodeArgument, "builtins.TypeError", "%s() got unexpected keyword argument%s %s (a Go method takes keyword arguments only in a struct or map as its last parameter)",
 		m.name, plural(len(names)), strings.Join(names, ", "))
+}
+
+func isDict(v any) bool {
+	_, ok := v.(pyro.Dict)
+	return ok
 }

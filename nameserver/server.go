@@ -113,7 +113,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	}
-	uri, err := s.d.Register(s.obj, daemon.WithID(gopyro.NameServerID), daemon.Force())
+	uri, err := s.d.Register(s.obj, daemon.WithID(gopyro.NameServerID), daemon.Force(), daemon.WithPyroFacade(&pyroFacade{o: s.obj}))
 	if err == nil {
 		// Like Pyro, the name server lists itself.
 		err = s.opts.Store.Put(Entry{Name: gopyro.NameServerID, URI: uri.String()}, false)

@@ -176,11 +176,20 @@ func (c converter) assign(v any, dst reflect.Value, path string, depth int) erro
 		dst.Set(p)
 		return nil
 	case reflect.Bool:
-		b, ok := v.(bool)
-		if !ok {
+		// A number or None stands for its truth value, as in Python
+		// (Pyro5's own PYRONAME resolution passes 0 for False).
+		switch x := v.(type) {
+		case bool:
+			dst.SetBool(x)
+		case int64:
+			dst.SetBool(x != 0)
+		case float64:
+			dst.SetBool(x != 0)
+		case nil:
+			dst.SetBool(false)
+		default:
 			return c.fail(dst, v, path)
 		}
-		dst.SetBool(b)
 		return nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, ok := v.(int64)
@@ -688,4 +697,10 @@ func StructFieldNames(t reflect.Type) []string {
 		out[i] = f.name
 	}
 	return out
+}
+
+// IsValueStruct reports whether struct type t travels as one value (a URI,
+// a big int, a time) rather than as a dict of its fields.
+func IsValueStruct(t reflect.Type) bool {
+	return t == uriType || t == timeType || t == bigType.Elem()
 }
