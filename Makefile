@@ -28,6 +28,8 @@ fuzz: ## Run each fuzz test for FUZZTIME (default 10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzParseReply$$' -fuzztime=$(FUZZTIME) ./internal/wire
 	$(GO) test -run='^$$' -fuzz='^FuzzGuardConn$$' -fuzztime=$(FUZZTIME) ./internal/wire
 	$(GO) test -run='^$$' -fuzz='^FuzzServeConn$$' -fuzztime=$(FUZZTIME) ./daemon
+	$(GO) test -run='^$$' -fuzz='^FuzzFormats$$' -fuzztime=$(FUZZTIME) ./internal/pyro
+	$(GO) test -run='^$$' -fuzz='^FuzzFrame$$' -fuzztime=$(FUZZTIME) ./internal/pyro
 
 bench: ## Run the benchmarks (BENCHTIME per case)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...

@@ -24,13 +24,14 @@ check() {
   done
 }
 check internal/wire ''
+check internal/pyro ''
 check internal/rpcxserver 'internal/wire'
-check daemon 'internal/wire|internal/rpcxserver'
+check daemon 'internal/wire|internal/rpcxserver|internal/pyro'
 check proxy 'internal/wire'
-check nameserver 'internal/wire|internal/rpcxserver|daemon|proxy'
-check classic 'internal/wire|internal/rpcxserver|daemon|proxy'
-check gpu 'internal/wire|internal/rpcxserver|daemon|proxy'
-check gpu/cpu 'gpu|internal/wire|internal/rpcxserver|daemon|proxy'
+check nameserver 'internal/wire|internal/rpcxserver|internal/pyro|daemon|proxy'
+check classic 'internal/wire|internal/rpcxserver|internal/pyro|daemon|proxy'
+check gpu 'internal/wire|internal/rpcxserver|internal/pyro|daemon|proxy'
+check gpu/cpu 'gpu|internal/wire|internal/rpcxserver|internal/pyro|daemon|proxy'
 
 # The GPU service and its CPU backend stay pure Go: no cgo anywhere in
 # what they link (the CUDA backend is a separate program).

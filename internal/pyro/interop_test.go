@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,7 +61,6 @@ func pyro5Path(t *testing.T) string {
 type calc struct {
 	d        *daemon.Daemon
 	child    *child
-	mu       sync.Mutex
 	recorded chan string
 }
 
@@ -411,4 +409,50 @@ func TestPythonKilledMidCall(t *testing.T) {
 		st := d.Stats()
 		return st.InFlight == 0 && st.Conns == 0
 	})
+}
+
+// TestPythonToken: a daemon's token is Pyro4's HMAC key and Pyro5's
+// handshake; a Python client without it is refused.
+func TestPythonToken(t *testing.T) {
+	d, err := daemon.Start(t.Context(), "", daemon.WithToken("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	u, err := d.Register(&calc{}, daemon.WithID("calc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts := map[string]string{
+		"4": `import Pyro4, sys
+p = Pyro4.Proxy(sys.argv[1]); p._pyroHmacKey = b"s3cret"; print(p.add(1, 2))
+q = Pyro4.Proxy(sys.argv[1])
+try: q.add(1, 2)
+except Exception as e: print(type(e).__name__)`,
+		"5": `import Pyro5.api, sys
+p = Pyro5.api.Proxy(sys.argv[1]); p._pyroHandshake = "s3cret"; print(p.add(1, 2))
+q = Pyro5.api.Proxy(sys.argv[1])
+try: q.add(1, 2)
+except Exception as e: print(type(e).__name__, str(e).split(": ", 1)[-1])`,
+	}
+	want := map[string]string{
+		"4": "3\nCommunicationError\n",
+		"5": "3\nCommunicationError handshake failed: missing or wrong token (set the proxy's _pyroHandshake to the daemon's token)\n",
+	}
+	for _, proto := range []string{"4", "5"} {
+		t.Run("Pyro"+proto, func(t *testing.T) {
+			var path []string
+			module := "Pyro4"
+			if proto == "5" {
+				path, module = []string{pyro5Path(t)}, "Pyro5.api"
+			}
+			py := python(t, module, path...)
+			cmd := exec.Command(py[0], "-c", scripts[proto], u.String())
+			cmd.Env = append(os.Environ(), "PYTHONPATH="+strings.Join(path, ":"))
+			out, err := cmd.CombinedOutput()
+			if err != nil || string(out) != want[proto] {
+				t.Fatalf("%v\ngot:\n%s\nwant:\n%s", err, out, want[proto])
+			}
+		})
+	}
 }
