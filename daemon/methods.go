@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"unicode"
+
+	"github.com/gopyro/gopyro/internal/pyro"
 )
 
 var (
@@ -171,32 +172,10 @@ func aliases(name string) []string {
 	if lower != name {
 		out = append(out, lower)
 	}
-	if s := snakeCase(name); s != name && s != lower {
+	if s := pyro.SnakeCase(name); s != name && s != lower {
 		out = append(out, s)
 	}
 	return out
-}
-
-// snakeCase converts a Go name: OnewayEcho -> oneway_echo,
-// HTTPServer -> http_server, GetID -> get_id.
-func snakeCase(name string) string {
-	r := []rune(name)
-	var b strings.Builder
-	for i, c := range r {
-		if unicode.IsUpper(c) {
-			if i > 0 {
-				prev := r[i-1]
-				nextLower := i+1 < len(r) && unicode.IsLower(r[i+1])
-				if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {
-					b.WriteByte('_')
-				}
-			}
-			b.WriteRune(unicode.ToLower(c))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // names returns the Go names of the callable methods, sorted.

@@ -366,7 +366,7 @@ func (pc *pyroConn) invoke(m *pyro.Message) bool {
 	}
 	run := func() (any, error) {
 		if batch || call.Method == "<batch>" {
-			return pc.batch(call, f)
+			return pc.batch(call)
 		}
 		return pc.d.pyroCall(pc, call, oneway)
 	}
@@ -387,7 +387,7 @@ func (pc *pyroConn) invoke(m *pyro.Message) bool {
 // batch runs a "<batch>" call: its params are [method, args, kwargs]
 // triples. The results list stops at the first exception, which is
 // wrapped as Pyro's _ExceptionWrapper.
-func (pc *pyroConn) batch(call pyro.Call, _ pyro.Format) (any, error) {
+func (pc *pyroConn) batch(call pyro.Call) (any, error) {
 	if len(call.Args) > wire.MaxBatchCalls {
 		return nil, pyroErrorf(gopyro.CodeProtocol, "builtins.ValueError", "a batch of %d calls (the limit is %d)", len(call.Args), wire.MaxBatchCalls)
 	}
@@ -426,7 +426,6 @@ func (pc *pyroConn) batch(call pyro.Call, _ pyro.Format) (any, error) {
 // pyroArgs feeds a Python call's arguments to runMethod.
 type pyroArgs struct {
 	pc   *pyroConn
-	m    *method
 	args []any
 }
 
@@ -489,7 +488,7 @@ func (d *Daemon) pyroCall(pc *pyroConn, call pyro.Call, oneway bool) (any, error
 	if e.pyro != nil {
 		target = e.pyro
 	}
-	out, err := d.runMethod(ctx, target, pc.cs, info, m, &pyroArgs{pc: pc, m: m, args: args})
+	out, err := d.runMethod(ctx, target, pc.cs, info, m, &pyroArgs{pc: pc, args: args})
 	if err != nil {
 		if ge, ok := errors.AsType[*gopyro.Error](err); ok && ge.Code == gopyro.CodeArgument && ge.RemoteType == "" && strings.Contains(ge.Message, " takes ") {
 			ge.RemoteType = "builtins.TypeError"

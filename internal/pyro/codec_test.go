@@ -300,7 +300,10 @@ func FuzzFormats(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%s: decoding own output %q: %v", fm, out, err)
 		}
-		_ = again
+		// Encoding is a fixed point from here on: the value survived.
+		if out2, err := fm.Marshal(again); err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("%s: %q re-encodes as %q (%v)", fm, out, out2, err)
+		}
 	})
 }
 
