@@ -3,8 +3,10 @@ package proxy
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/pyro"
 	"github.com/gopyro/gopyro/internal/wire"
 )
 
@@ -21,6 +23,7 @@ import (
 type Batch struct {
 	p     *Proxy
 	calls []wire.BatchCall
+	args  []call // the same calls with their arguments as given, for a Python daemon
 	err   error
 }
 
@@ -71,6 +74,7 @@ func (b *Batch) Call(method string, args ...any) {
 		b.err = &gopyro.Error{Code: gopyro.CodeArgument, Op: "batch " + method, URI: b.p.uri.String(), Err: err}
 	}
 	b.calls = append(b.calls, wire.BatchCall{Method: method, Args: payload})
+	b.args = append(b.args, call{method: method, args: args})
 }
 
 // Len returns the number of calls added.
@@ -79,17 +83,21 @@ func (b *Batch) Len() int { return len(b.calls) }
 // Run sends the calls in one message and returns one result per call, in
 // order. Its error is for the batch as a whole (a lost connection, an
 // unknown object, a batch over the size limit); the calls' own errors are
-// in the results.
+// in the results. A Python daemon always stops a batch at the first call
+// that fails, as if StopOnError were given.
 func (b *Batch) Run(ctx context.Context, opts ...BatchOption) ([]BatchResult, error) {
 	payload, mode, err := b.encode(opts)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := b.p.do(ctx, request{method: wire.BatchMethod, payload: payload, batch: mode})
+	rep, err := b.p.do(ctx, request{method: wire.BatchMethod, payload: payload, batch: mode, calls: b.args})
 	if err != nil {
 		return nil, err
 	}
-	rs, err := wire.DecodeBatchReply(reply, len(b.calls))
+	if rep.py != nil {
+		return b.pyroResults(ctx, rep)
+	}
+	rs, err := wire.DecodeBatchReply(rep.payload, len(b.calls))
 	if err != nil {
 		return nil, &gopyro.Error{Code: gopyro.CodeProtocol, Op: "batch", URI: b.p.uri.String(), Message: "malformed batch reply", Err: err}
 	}
@@ -116,7 +124,7 @@ func (b *Batch) Oneway(ctx context.Context, opts ...BatchOption) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.p.do(ctx, request{method: wire.BatchMethod, payload: payload, batch: mode, oneway: true})
+	_, err = b.p.do(ctx, request{method: wire.BatchMethod, payload: payload, batch: mode, oneway: true, calls: b.args})
 	return err
 }
 
@@ -140,4 +148,33 @@ func (b *Batch) encode(opts []BatchOption) ([]byte, string, error) {
 		return nil, "", errors.Join(&gopyro.Error{Code: gopyro.CodeArgument, Op: "batch"}, err)
 	}
 	return payload, mode, nil
+}
+
+// pyroResults reads a Python daemon's batch result: a list of the calls'
+// results up to the first that failed, whose exception comes wrapped (a
+// class dict named _ExceptionWrapper).
+func (b *Batch) pyroResults(ctx context.Context, rep reply) ([]BatchResult, error) {
+	items, ok := rep.py.v.([]any)
+	if t, isTuple := rep.py.v.(pyro.Tuple); isTuple {
+		items, ok = t, true
+	}
+	if !ok || len(items) > len(b.calls) {
+		return nil, &gopyro.Error{Code: gopyro.CodeProtocol, Op: "batch", URI: b.p.uri.String(), Message: "malformed batch reply: " + pyro.Describe(rep.py.v)}
+	}
+	t, _ := b.p.resolve(ctx)
+	out := make([]BatchResult, len(b.calls))
+	for i := range out {
+		method := b.calls[i].Method
+		if i >= len(items) {
+			out[i].Err = ErrSkipped
+			continue
+		}
+		if d, ok := items[i].(pyro.Dict); ok && strings.HasSuffix(d.Class(), "._ExceptionWrapper") {
+			exc, _ := d.Get("exception")
+			out[i].Err = b.p.remoteError(rep.proto.Error(exc), "call "+method, t)
+			continue
+		}
+		out[i].Results = reply{py: &pyroReply{v: items[i]}, proto: rep.proto}.results(b.p, method)
+	}
+	return out, nil
 }

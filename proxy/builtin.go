@@ -23,11 +23,11 @@ func (p *Proxy) callDaemon(ctx context.Context, method string, args ...any) (*Re
 	if err := enc.EncodeArray(args...); err != nil {
 		return nil, &gopyro.Error{Code: gopyro.CodeArgument, Op: "call " + method, URI: p.uri.String(), Err: err}
 	}
-	b, err := p.do(ctx, request{object: gopyro.DaemonID, method: method, payload: enc.Raw()})
+	rep, err := p.do(ctx, request{object: gopyro.DaemonID, method: method, payload: enc.Raw(), args: args})
 	if err != nil {
 		return nil, err
 	}
-	return &Results{p: p, method: method, payload: b}, nil
+	return rep.results(p, method), nil
 }
 
 // Metadata asks the daemon for the object's metadata and caches it; [Proxy.Bind]

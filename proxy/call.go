@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/pyro"
 	"github.com/gopyro/gopyro/internal/wire"
 )
 
@@ -25,15 +27,15 @@ func (p *Proxy) Call(ctx context.Context, method string, args ...any) (*Results,
 	if err := enc.EncodeArray(args...); err != nil {
 		return nil, &gopyro.Error{Code: gopyro.CodeArgument, Op: "call " + method, URI: p.uri.String(), Err: err}
 	}
-	r := request{method: method, segs: enc.Segments()}
+	r := request{method: method, segs: enc.Segments(), args: args}
 	if r.segs == nil {
 		r.payload = enc.Raw()
 	}
-	b, err := p.do(ctx, r)
+	rep, err := p.do(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	return &Results{p: p, method: method, payload: b}, nil
+	return rep.results(p, method), nil
 }
 
 // Oneway sends a call without waiting for its reply or learning whether it
@@ -44,7 +46,7 @@ func (p *Proxy) Oneway(ctx context.Context, method string, args ...any) error {
 	if err := enc.EncodeArray(args...); err != nil {
 		return &gopyro.Error{Code: gopyro.CodeArgument, Op: "oneway " + method, URI: p.uri.String(), Err: err}
 	}
-	_, err := p.roundTrip(ctx, method, enc.Raw(), true)
+	_, err := p.do(ctx, request{method: method, payload: enc.Raw(), args: args, oneway: true})
 	return err
 }
 
@@ -56,6 +58,27 @@ type request struct {
 	segs    [][]byte // instead of payload: pieces sent back to back
 	oneway  bool
 	batch   string // wire.MetaBatch value; "" for a single call
+	args    []any  // the arguments as given, for a Python daemon
+	calls   []call // a batch's calls, for a Python daemon
+}
+
+// call is one call of a batch.
+type call struct {
+	method string
+	args   []any
+}
+
+// reply is a daemon's answer: gopyro's encoded results, or a Python
+// daemon's.
+type reply struct {
+	payload []byte
+	py      *pyroReply
+	proto   *pyro.Protocol // py's
+}
+
+// results wraps a reply to a call of method.
+func (rep reply) results(p *Proxy, method string) *Results {
+	return &Results{p: p, method: method, payload: rep.payload, py: rep.py, proto: rep.proto}
 }
 
 // op names the request in errors.
@@ -69,11 +92,7 @@ func (r request) op() string {
 	return "call " + r.method
 }
 
-func (p *Proxy) roundTrip(ctx context.Context, method string, payload []byte, oneway bool) ([]byte, error) {
-	return p.do(ctx, request{method: method, payload: payload, oneway: oneway})
-}
-
-func (p *Proxy) do(ctx context.Context, r request) ([]byte, error) {
+func (p *Proxy) do(ctx context.Context, r request) (reply, error) {
 	if p.cfg.timeout > 0 {
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc
@@ -82,21 +101,45 @@ func (p *Proxy) do(ctx context.Context, r request) ([]byte, error) {
 		}
 	}
 	var err error
+	learned := false
 	for attempt := 0; attempt <= p.cfg.retries; attempt++ {
-		var b []byte
-		b, err = p.send(ctx, r)
+		var rep reply
+		rep, err = p.send(ctx, r)
+		if err == errSpeaksPyro && !learned {
+			// A Python daemon refused the request without running it:
+			// send it again in its protocol (not a retry).
+			learned = true
+			attempt--
+			continue
+		}
 		if err == nil || gopyro.CodeOf(err) != gopyro.CodeCommunication || ctx.Err() != nil {
-			return b, err
+			return rep, err
 		}
 	}
-	return nil, err
+	return reply{}, err
 }
 
-func (p *Proxy) send(ctx context.Context, r request) ([]byte, error) {
-	cl, t, err := p.conn(ctx)
+func (p *Proxy) send(ctx context.Context, r request) (reply, error) {
+	ln, t, err := p.conn(ctx)
 	if err != nil {
-		return nil, err
+		return reply{}, err
 	}
+	if ln.pc != nil {
+		return p.sendPyro(ctx, ln.pc, t, r)
+	}
+	cl := ln.cl
+	if r.oneway && !cl.Answered() {
+		// A oneway request gets no answer, so a Python daemon's refusal
+		// would go unseen: make sure of the peer first.
+		if _, err := p.sendWire(ctx, cl, t, request{object: gopyro.DaemonID, method: wire.MethodPing, payload: []byte{0x90}}); err != nil {
+			return reply{}, err
+		}
+	}
+	return p.sendWire(ctx, cl, t, r)
+}
+
+// sendWire does r on a gopyro daemon.
+func (p *Proxy) sendWire(ctx context.Context, cl *wire.Client, t gopyro.URI, r request) (reply, error) {
 	md := make(map[string]string, 6)
 	md[wire.MetaObject] = t.Object
 	if r.object != "" {
@@ -124,15 +167,18 @@ func (p *Proxy) send(ctx context.Context, r request) ([]byte, error) {
 	}
 	rep, err := cl.Send(ctx, wire.Call{Meta: md, Payload: segs, Oneway: r.oneway})
 	if err != nil {
-		return nil, p.transportError(cl, r.op(), t, err)
+		if pe, ok := errors.AsType[*wire.PyroPeerError](err); ok {
+			return reply{}, p.learnPyro(cl, t, pe.Version)
+		}
+		return reply{}, p.transportError(cl, r.op(), t, err)
 	}
 	if r.oneway {
-		return nil, nil
+		return reply{}, nil
 	}
 	if rep.Meta[wire.MetaError] == "1" {
-		return nil, p.remoteError(wire.DecodeError(rep.Payload), r.op(), t)
+		return reply{}, p.remoteError(wire.DecodeError(rep.Payload), r.op(), t)
 	}
-	return rep.Payload, nil
+	return reply{payload: rep.Payload}, nil
 }
 
 // remoteError completes an error decoded from a reply.

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"crypto/tls"
+	"fmt"
 	"time"
+
+	"github.com/gopyro/gopyro/internal/pyro"
 )
 
 type config struct {
@@ -13,6 +16,8 @@ type config struct {
 	maxMessage     int64
 	retries        int
 	resolver       Resolver
+	pyroFormat     pyro.Format // the serializer for Python daemons; 0: serpent
+	err            error       // a bad option, reported by New
 }
 
 // Option configures a Proxy.
@@ -43,3 +48,18 @@ func WithRetries(n int) Option { return func(c *config) { c.retries = n } }
 // [NameServerResolver] with the name server named in the URI or found by
 // the environment (GOPYRO_NS_HOST, GOPYRO_NS_PORT) or on localhost:9090.
 func WithResolver(r Resolver) Option { return func(c *config) { c.resolver = r } }
+
+// WithPyroSerializer chooses the serializer used with Python Pyro daemons:
+// "serpent" (the default, which every Pyro daemon accepts), "marshal",
+// "json" (which cannot carry bytes) or "msgpack" (where the daemon accepts
+// it). It makes no difference to gopyro daemons.
+func WithPyroSerializer(name string) Option {
+	return func(c *config) {
+		f, err := pyro.ParseFormat(name)
+		if err != nil {
+			c.err = fmt.Errorf("WithPyroSerializer: %w", err)
+			return
+		}
+		c.pyroFormat = f
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/gopyro/gopyro"
@@ -18,10 +19,34 @@ type Proxy struct {
 
 	mu       sync.Mutex
 	target   gopyro.URI             // resolved PYRO URI; zero until resolved; guarded by mu
-	cl       *wire.Client           // current connection; guarded by mu
+	ln       link                   // current connection; guarded by mu
+	py       pyroPeer               // the address found to be a Python Pyro daemon; guarded by mu
 	closed   bool                   // guarded by mu
 	dial     *dialing               // the dial in flight, if any; guarded by mu
 	metadata *gopyro.ObjectMetadata // cached by Metadata; guarded by mu
+}
+
+// link is a connection to a daemon: gopyro's (cl) or a Python Pyro
+// daemon's (pc).
+type link struct {
+	cl *wire.Client
+	pc *pyroClient
+}
+
+func (l link) ok() bool { return l.cl != nil || l.pc != nil }
+
+func (l link) broken() bool {
+	if l.pc != nil {
+		return l.pc.broken.Load()
+	}
+	return l.cl.Broken()
+}
+
+func (l link) close() error {
+	if l.pc != nil {
+		return l.pc.close()
+	}
+	return l.cl.Close()
 }
 
 // dialing is a dial in flight; the calls that need a connection meanwhile
@@ -50,6 +75,9 @@ func NewURI(u gopyro.URI, opts ...Option) (*Proxy, error) {
 	cfg := config{maxMessage: gopyro.DefaultMaxMessageSize}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Err: cfg.err}
 	}
 	if cfg.maxMessage < gopyro.MinMessageSize {
 		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "proxy.New", Message: fmt.Sprintf("max message size must be at least %d bytes", gopyro.MinMessageSize)}
@@ -109,69 +137,80 @@ func (p *Proxy) errClosed() error {
 }
 
 // conn returns a live connection, dialling if there is none.
-func (p *Proxy) conn(ctx context.Context) (*wire.Client, gopyro.URI, error) {
+func (p *Proxy) conn(ctx context.Context) (link, gopyro.URI, error) {
 	t, err := p.resolve(ctx)
 	if err != nil {
-		return nil, t, err
+		return link{}, t, err
 	}
 	for {
 		p.mu.Lock()
 		switch {
 		case p.closed:
 			p.mu.Unlock()
-			return nil, t, p.errClosed()
-		case p.cl != nil && !p.cl.Broken():
-			cl := p.cl
+			return link{}, t, p.errClosed()
+		case p.ln.ok() && !p.ln.broken():
+			ln := p.ln
 			p.mu.Unlock()
-			return cl, t, nil
+			return ln, t, nil
 		case p.dial != nil: // another call is dialling: wait for it
 			dl := p.dial
 			p.mu.Unlock()
 			select {
 			case <-dl.done:
 				if c := gopyro.CodeOf(dl.err); dl.err != nil && c != gopyro.CodeCanceled && c != gopyro.CodeTimeout {
-					return nil, t, dl.err
+					return link{}, t, dl.err
 				}
 				continue // connected; or the dialling call gave up: try again
 			case <-ctx.Done():
-				return nil, t, p.dialError(ctx, t, ctx.Err())
+				return link{}, t, p.dialError(ctx, t, ctx.Err())
 			}
 		}
-		if p.cl != nil {
-			_ = p.cl.Close()
-			p.cl = nil
+		if p.ln.ok() {
+			_ = p.ln.close()
+			p.ln = link{}
 		}
 		// Dial without the lock, so that Close (which cancels the dial)
 		// and other calls are not held up by a slow peer.
 		dctx, cancel := context.WithCancel(ctx)
 		dl := &dialing{done: make(chan struct{}), cancel: cancel}
 		p.dial = dl
+		proto := p.pyroForLocked(t)
 		p.mu.Unlock()
-		cl, err := wire.DialClient(dctx, t.Network(), t.Address(), wire.DialOptions{
-			TLS: p.cfg.tls, MaxFrame: p.cfg.maxMessage + wire.FrameOverhead, ConnectTimeout: p.cfg.connectTimeout,
-		})
+		var ln link
+		if proto != nil {
+			ln.pc, err = dialPyro(dctx, t, proto, p.cfg)
+		} else {
+			ln.cl, err = wire.DialClient(dctx, t.Network(), t.Address(), wire.DialOptions{
+				TLS: p.cfg.tls, MaxFrame: p.cfg.maxMessage + wire.FrameOverhead, ConnectTimeout: p.cfg.connectTimeout,
+			})
+		}
 		cancel()
 		p.mu.Lock()
 		p.dial = nil
 		switch {
 		case err != nil:
 			p.forgetTargetLocked()
-			dl.err = p.dialError(ctx, t, err)
+			if ge, ok := errors.AsType[*gopyro.Error](err); ok {
+				ge.Op, ge.URI = "dial", t.String() // the Python daemon refused the handshake
+				dl.err = ge
+			} else {
+				dl.err = p.dialError(ctx, t, err)
+			}
 		case p.closed:
-			_ = cl.Close()
+			_ = ln.close()
 			dl.err = p.errClosed()
 		default:
-			p.cl = cl
+			p.ln = ln
 		}
 		close(dl.done)
 		p.mu.Unlock()
 		if dl.err != nil {
 			if gopyro.CodeOf(dl.err) == gopyro.CodeCanceled && ctx.Err() == nil {
-				return nil, t, p.errClosed() // Close cancelled the dial
+				return link{}, t, p.errClosed() // Close cancelled the dial
 			}
-			return nil, t, dl.err
+			return link{}, t, dl.err
 		}
-		return cl, t, nil
+		return ln, t, nil
 	}
 }
 
@@ -196,14 +235,17 @@ func (p *Proxy) forgetTargetLocked() {
 }
 
 // dropConn discards cl after a transport failure.
-func (p *Proxy) dropConn(cl *wire.Client) {
+func (p *Proxy) dropConn(cl *wire.Client) { p.dropLink(link{cl: cl}) }
+
+// dropLink discards ln after a transport failure.
+func (p *Proxy) dropLink(ln link) {
 	p.mu.Lock()
-	if p.cl == cl {
-		p.cl = nil
+	if p.ln == ln {
+		p.ln = link{}
 		p.forgetTargetLocked()
 	}
 	p.mu.Unlock()
-	_ = cl.Close()
+	_ = ln.close()
 }
 
 // Close closes the connection, and cancels a dial in flight. Calls after
@@ -215,10 +257,10 @@ func (p *Proxy) Close() error {
 	if p.dial != nil {
 		p.dial.cancel()
 	}
-	if p.cl != nil {
-		err := p.cl.Close()
-		p.cl = nil
-		if errors.Is(err, wire.ErrClientClosed) {
+	if p.ln.ok() {
+		err := p.ln.close()
+		p.ln = link{}
+		if errors.Is(err, wire.ErrClientClosed) || errors.Is(err, net.ErrClosed) {
 			err = nil
 		}
 		return err

@@ -45,10 +45,14 @@ func adopt(parent *Proxy, vals []reflect.Value) {
 	if parent == nil {
 		return
 	}
+	parent.mu.Lock()
+	py := parent.py
+	parent.mu.Unlock()
 	for _, v := range vals {
 		if v.Type() == proxyPtrType && !v.IsNil() {
 			q := v.Interface().(*Proxy)
 			q.init(q.uri, parent.cfg)
+			q.py = py // a child on the same Python daemon needs no second try
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/pyro"
 	"github.com/gopyro/gopyro/internal/wire"
 )
 
@@ -15,6 +16,8 @@ type Results struct {
 	p       *Proxy // the proxy that made the call, for references
 	method  string
 	payload []byte
+	py      *pyroReply     // instead of payload: a Python daemon's result
+	proto   *pyro.Protocol // py's
 }
 
 // fail reports results that do not fit the types asked for.
@@ -45,8 +48,12 @@ func (r *Results) decoder(aliasing bool) (*wire.Decoder, error) {
 	return d, nil
 }
 
-// Len returns the number of results.
+// Len returns the number of results. A Python method has one result
+// (several are a tuple: see Decode).
 func (r *Results) Len() (int, error) {
+	if r.py != nil {
+		return 1, nil
+	}
 	d, err := r.decoder(false)
 	if err != nil {
 		return 0, err
@@ -57,7 +64,9 @@ func (r *Results) Len() (int, error) {
 
 // Decode decodes the results into ptrs, in order, converting numbers to the
 // pointed-to types with range checks. Fewer pointers than results leaves
-// the rest undecoded; more is an error.
+// the rest undecoded; more is an error. The result of a Python method is
+// one value; when it is a tuple (or list), several pointers take its items
+// in order, as Python's `a, b = f()` does.
 func (r *Results) Decode(ptrs ...any) error {
 	vals := make([]reflect.Value, len(ptrs))
 	for i, p := range ptrs {
@@ -71,6 +80,9 @@ func (r *Results) Decode(ptrs ...any) error {
 }
 
 func (r *Results) decodeInto(vals []reflect.Value) error {
+	if r.py != nil {
+		return r.decodePyro(vals)
+	}
 	d, err := r.decoder(true)
 	if err != nil {
 		return err
@@ -92,6 +104,9 @@ func (r *Results) decodeInto(vals []reflect.Value) error {
 // floats as float64, strings, []byte, []any, map[string]any, and object
 // references as gopyro.URI (decode into a *Proxy to get a proxy).
 func (r *Results) Values() ([]any, error) {
+	if r.py != nil {
+		return []any{pyro.Natural(r.proto, r.py.v)}, nil
+	}
 	d, err := r.decoder(false)
 	if err != nil {
 		return nil, err
@@ -139,12 +154,12 @@ func (p *Proxy) Go(ctx context.Context, method string, args ...any) *Future {
 	}
 	go func() {
 		defer close(f.done)
-		b, err := p.roundTrip(ctx, method, payload, false)
+		rep, err := p.do(ctx, request{method: method, payload: payload, args: args})
 		if err != nil {
 			f.err = err
 			return
 		}
-		f.res = &Results{p: p, method: method, payload: b}
+		f.res = rep.results(p, method)
 	}()
 	return f
 }
@@ -164,4 +179,36 @@ func (f *Future) Wait(ctx context.Context) (*Results, error) {
 		}
 		return nil, &gopyro.Error{Code: code, Op: "wait", Err: ctx.Err()}
 	}
+}
+
+// decodePyro decodes a Python method's result into vals: the value into
+// one, a tuple's (or list's) items into several.
+func (r *Results) decodePyro(vals []reflect.Value) error {
+	v := r.py.v
+	if r.py.stream != "" {
+		return r.fail(fmt.Errorf("%s returns a stream (a Python generator): read it with proxy.Stream", r.method))
+	}
+	items := []any{v}
+	if len(vals) > 1 {
+		switch x := v.(type) {
+		case pyro.Tuple:
+			items = x
+		case []any:
+			items = x
+		}
+		if len(items) < len(vals) {
+			return r.fail(fmt.Errorf("%s returned %d value(s), want %d", r.method, len(items), len(vals)))
+		}
+	}
+	for i, dst := range vals {
+		if err := pyro.Assign(r.proto, pyroHooks, items[i], dst); err != nil {
+			what := "the result"
+			if len(vals) > 1 {
+				what = fmt.Sprintf("result %d", i+1)
+			}
+			return r.fail(fmt.Errorf("%s (%s): %w", what, dst.Type(), err))
+		}
+	}
+	adopt(r.p, vals)
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/internal/pyro"
 	"github.com/gopyro/gopyro/internal/wire"
 )
 
@@ -30,12 +31,19 @@ const streamCloseTimeout = 5 * time.Second
 // Streams are tied to the proxy's connection; if the client vanishes, the
 // daemon closes its streams after a linger time (daemon.Config.StreamLinger).
 // A stream may be the first result of method only.
+//
+// A Python daemon's generators (and iterators) are streams too, fetched
+// one item per round trip as Pyro's own proxies do.
 func Stream[T any](ctx context.Context, p *Proxy, method string, args ...any) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
 		res, err := p.Call(ctx, method, args...)
 		if err != nil {
 			yield(zero, err)
+			return
+		}
+		if res.py != nil {
+			pyroStream(ctx, p, res, yield)
 			return
 		}
 		chunk, err := res.chunk()
@@ -103,11 +111,11 @@ func (p *Proxy) nextChunk(ctx context.Context, id string) (*wire.ChunkReader, er
 	if err != nil {
 		return nil, err
 	}
-	b, err := p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamNext, payload: payload})
+	rep, err := p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamNext, payload: payload})
 	if err != nil {
 		return nil, err
 	}
-	return (&Results{p: p, method: wire.MethodStreamNext, payload: b}).chunk()
+	return rep.results(p, wire.MethodStreamNext).chunk()
 }
 
 // closeStream tells the daemon to close a stream the caller stopped
@@ -119,5 +127,43 @@ func (p *Proxy) closeStream(id string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), streamCloseTimeout)
 	defer cancel()
-	_, _ = p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamClose, payload: payload, oneway: true})
+	_, _ = p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamClose, payload: payload, oneway: true, args: []any{id}})
+}
+
+// pyroStream yields the items of a Python daemon's item stream, asking
+// for each with get_next_stream_item until StopIteration; a loop that
+// ends early closes the stream (close_stream).
+func pyroStream[T any](ctx context.Context, p *Proxy, res *Results, yield func(T, error) bool) {
+	var zero T
+	id := res.py.stream
+	if id == "" {
+		yield(zero, &gopyro.Error{Code: gopyro.CodeArgument, Op: "stream " + res.method,
+			Message: res.method + " returned " + pyro.Describe(res.py.v) + ", not a generator or iterator"})
+		return
+	}
+	open := true
+	defer func() {
+		if open {
+			p.closeStream(id)
+		}
+	}()
+	for {
+		rep, err := p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamNext, args: []any{id}})
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		if rep.py.done {
+			open = false
+			return
+		}
+		var v T
+		if err := rep.results(p, res.method).Decode(&v); err != nil {
+			yield(zero, err)
+			return
+		}
+		if !yield(v, nil) {
+			return
+		}
+	}
 }

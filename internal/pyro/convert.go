@@ -56,6 +56,7 @@ func (e *ConvError) Error() string {
 type converter struct {
 	p     *Protocol
 	hooks *Hooks
+	uris  bool // natural: URI objects as gopyro.URI, not strings
 }
 
 // Assign converts the Python value v into dst, a settable value of the Go
@@ -455,8 +456,17 @@ func SnakeCase(name string) string {
 	return b.String()
 }
 
+// Natural converts a Python value to plain Go values: []any for lists,
+// tuples and sets, map[string]any for dicts with str keys (map[any]any
+// otherwise), gopyro.URI for URI and Proxy objects; numbers, strings,
+// bytes, bools and nil as they are.
+func Natural(p *Protocol, v any) any {
+	return converter{p: p, uris: true}.natural(v)
+}
+
 // natural converts a Python value to the Go value an `any` parameter
-// receives: lists for tuples and sets, maps for dicts, strings for URIs.
+// receives: lists for tuples and sets, maps for dicts, strings for URIs
+// (gopyro.URI with c.uris).
 func (c converter) natural(v any) any {
 	switch x := v.(type) {
 	case []any:
@@ -470,8 +480,11 @@ func (c converter) natural(v any) any {
 	case Set:
 		return c.natural([]any(x))
 	case Dict:
-		if strings.HasSuffix(x.Class(), ".core.URI") {
+		if cls := x.Class(); strings.HasSuffix(cls, ".core.URI") || (c.uris && strings.HasSuffix(cls, ".Proxy")) {
 			if u, err := c.uriOf(x); err == nil {
+				if c.uris {
+					return u
+				}
 				return u.String()
 			}
 		}

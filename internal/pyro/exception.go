@@ -85,3 +85,105 @@ func (p *Protocol) ExceptionObject(err error) Dict {
 	}
 	return Dict{{"__class__", cls}, {"__exception__", true}, {"args", Tuple{msg}}, {"attributes", attrs}}
 }
+
+// Error turns a Python exception object (the payload of a RESULT with
+// FlagException) into a *gopyro.Error: Remote, with the Python class as
+// RemoteType, str(exception) as Message and the remote traceback as
+// Stack. The code is the one a gopyro daemon sent (gopyro_code), or the
+// nearest for Pyro's own errors, CodeRemote otherwise.
+func (p *Protocol) Error(v any) *gopyro.Error {
+	d, _ := v.(Dict)
+	cls := d.Class()
+	if cls == "" {
+		return &gopyro.Error{Code: gopyro.CodeProtocol, Remote: true, Message: "an exception result that is not an exception: " + Describe(v)}
+	}
+	ge := &gopyro.Error{Code: gopyro.CodeRemote, Remote: true, RemoteType: cls}
+	args, _ := d.Get("args")
+	items := seqOf(args)
+	switch len(items) {
+	case 0:
+	case 1:
+		ge.Message = pyStr(items[0])
+	default:
+		parts := make([]string, len(items))
+		for i, x := range items {
+			parts[i] = pyRepr(x)
+		}
+		ge.Message = "(" + strings.Join(parts, ", ") + ")"
+	}
+	attrs, _ := d.Get("attributes")
+	ad, _ := attrs.(Dict)
+	if tb, ok := ad.Get("_pyroTraceback"); ok {
+		var b strings.Builder
+		for _, line := range seqOf(tb) {
+			s, _ := line.(string)
+			b.WriteString(s)
+		}
+		ge.Stack = strings.TrimRight(b.String(), "\n")
+	}
+	short := cls[strings.LastIndexByte(cls, '.')+1:]
+	_, pyroErr := cutPyroErrors(cls)
+	switch {
+	case ad.Str("gopyro_code") != "":
+		ge.Code = codeNamed(ad.Str("gopyro_code"))
+	case short == "NamingError" && pyroErr:
+		ge.Code = gopyro.CodeNotFound
+	case short == "DaemonError" && pyroErr && ge.Message == "unknown object":
+		ge.Code = gopyro.CodeNotFound
+	case short == "SecurityError" && pyroErr:
+		ge.Code = gopyro.CodeSecurity
+	case (short == "SerializeError" || short == "ProtocolError" || short == "MessageTooLargeError") && pyroErr:
+		ge.Code = gopyro.CodeProtocol
+	case short == "TimeoutError":
+		ge.Code = gopyro.CodeTimeout
+	case cls == "builtins.TypeError":
+		ge.Code = gopyro.CodeArgument
+	case cls == "builtins.AttributeError": // no such method
+		ge.Code = gopyro.CodeNotFound
+	}
+	return ge
+}
+
+// codeNamed is the code whose String is name; CodeRemote if none is.
+func codeNamed(name string) gopyro.Code {
+	for c := gopyro.CodeUnknown; c < 64; c++ {
+		if s := c.String(); s == name {
+			return c
+		}
+		if strings.HasPrefix(c.String(), "code(") {
+			break
+		}
+	}
+	return gopyro.CodeRemote
+}
+
+// pyStr is Python's str() of a simple value.
+func pyStr(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return pyRepr(v)
+}
+
+// pyRepr approximates Python's repr() of a value, for messages.
+func pyRepr(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "None"
+	case bool:
+		if x {
+			return "True"
+		}
+		return "False"
+	case string:
+		return "'" + strings.ReplaceAll(x, "'", `\'`) + "'"
+	case []any, Tuple, Set:
+		items := seqOf(x)
+		parts := make([]string, len(items))
+		for i, e := range items {
+			parts[i] = pyRepr(e)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return fmt.Sprint(v)
+}

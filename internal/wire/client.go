@@ -44,8 +44,9 @@ type DialOptions struct {
 // reads each reply into one buffer, and matches replies to callers by
 // sequence number. It is safe for concurrent use.
 type Client struct {
-	gc  *GuardConn
-	seq atomic.Uint64
+	gc       *GuardConn
+	seq      atomic.Uint64
+	answered atomic.Bool // a reply frame arrived: the peer is a gopyro daemon
 
 	mu      sync.Mutex
 	pending map[uint64]chan<- Reply // guarded by mu
@@ -76,6 +77,16 @@ var ErrClientClosed = errors.New("wire: connection closed")
 
 // DialClient connects to a daemon at network/address.
 func DialClient(ctx context.Context, network, address string, o DialOptions) (*Client, error) {
+	conn, err := Dial(ctx, network, address, o)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(conn, o.MaxFrame), nil
+}
+
+// Dial makes a connection to network/address for a client: TCP_NODELAY
+// set, TLS-wrapped when o.TLS is set, bounded by o.ConnectTimeout.
+func Dial(ctx context.Context, network, address string, o DialOptions) (net.Conn, error) {
 	timeout := o.ConnectTimeout
 	if timeout == 0 {
 		timeout = DefaultConnectTimeout
@@ -106,7 +117,7 @@ func DialClient(ctx context.Context, network, address string, o DialOptions) (*C
 		}
 		conn = tc
 	}
-	return NewClient(conn, o.MaxFrame), nil
+	return conn, nil
 }
 
 // NewClient speaks to a daemon over conn, already connected (and, where
@@ -208,6 +219,11 @@ func (c *Client) closedErr() error {
 	return c.err
 }
 
+// Answered reports that a reply arrived on the connection: the peer is a
+// gopyro daemon (a Python Pyro daemon answers a gopyro frame with a
+// refusal that fails the connection with a *PyroPeerError).
+func (c *Client) Answered() bool { return c.answered.Load() }
+
 // Broken reports that the connection has ended.
 func (c *Client) Broken() bool {
 	c.mu.Lock()
@@ -269,6 +285,7 @@ func (c *Client) read() {
 			c.fail(err)
 			return
 		}
+		c.answered.Store(true)
 		seq := h.Seq()
 		if seq == 0 && h.MessageStatusType() == protocol.Error {
 			// The daemon refused the connection itself (RefusalFrame).

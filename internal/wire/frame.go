@@ -512,6 +512,16 @@ func (g *GuardConn) scan(b []byte) (int, error) {
 		g.hdrN += k
 		pos += k
 		if g.hdr[0] != rpcxMagic {
+			if g.frames == 0 && g.hdr[0] == 'P' {
+				// Perhaps a Python Pyro daemon refusing gopyro's frame:
+				// its answer starts "PYRO" and the protocol version.
+				if g.hdrN < 6 {
+					continue
+				}
+				if string(g.hdr[:4]) == "PYRO" {
+					return pos, &PyroPeerError{Version: binary.BigEndian.Uint16(g.hdr[4:6])}
+				}
+			}
 			return pos, fmt.Errorf("wire: bad magic byte 0x%02x: not a gopyro peer", g.hdr[0])
 		}
 		if g.hdrN < frameHeaderLen {
@@ -615,6 +625,15 @@ func (g *GuardConn) rejectFrame(rem int64, cause error) {
 		return
 	}
 	_, _ = io.CopyN(io.Discard, g.Conn, rem)
+}
+
+// PyroPeerError reports a peer that answered in Python Pyro's protocol
+// (Version 48 is Pyro4's, 502 Pyro5's): a Python daemon refusing a gopyro
+// frame, which it never ran.
+type PyroPeerError struct{ Version uint16 }
+
+func (e *PyroPeerError) Error() string {
+	return fmt.Sprintf("wire: the peer speaks Python Pyro (protocol %d), not gopyro", e.Version)
 }
 
 // OversizePrefix starts the rpcx error text of a request refused for its
