@@ -22,6 +22,9 @@ type CallInfo struct {
 	Oneway bool
 
 	seq uint64 // the request's sequence number on its connection
+	// lazy: streams are opened without reading a first chunk (a Pyro
+	// client fetches items one by one).
+	lazy bool
 }
 
 type callInfoKey struct{}

@@ -289,7 +289,7 @@ func (d *Daemon) runMethod(ctx context.Context, e *entry, cs *connState, info Ca
 	args[0] = recv
 	out, err := d.invoke(m, args)
 	if err == nil {
-		err = d.prepareResults(ctx, cs, m, out, endStreams)
+		err = d.prepareResults(ctx, cs, m, out, endStreams, info.lazy)
 		if err == nil && info.Oneway && m.streams {
 			// Nobody will read the streams of a oneway call.
 			for _, v := range out {

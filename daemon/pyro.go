@@ -347,10 +347,18 @@ func (pc *pyroConn) invoke(m *pyro.Message) bool {
 		}
 		flags := m.Flags & pyro.FlagBatch
 		var data []byte
+		var anns []pyro.Annotation
 		var err error
 		if failed != nil {
 			flags |= pyro.FlagException
 			data, err = f.Marshal(pc.p.ExceptionObject(failed))
+		} else if st, ok := result.(pyroStream); ok {
+			// As Pyro does: an exception (for old clients) flagged as an
+			// item stream, whose id is in the STRM annotation.
+			flags |= pyro.FlagException | pc.p.FlagStream
+			anns = []pyro.Annotation{{Key: "STRM", Value: []byte(st.id)}}
+			data, err = f.Marshal(pyro.Dict{{Key: "__class__", Value: pc.p.Name + ".errors.ProtocolError"}, {Key: "__exception__", Value: true},
+				{Key: "args", Value: pyro.Tuple{"result of call is an iterator"}}, {Key: "attributes", Value: pyro.Dict{{Key: "_pyroTraceback", Value: nil}}}})
 		} else if data, err = f.Marshal(result); err != nil {
 			flags |= pyro.FlagException
 			data, err = f.Marshal(pc.p.ExceptionObject(pyroErrorf(gopyro.CodeProtocol, pc.p.Name+".errors.SerializeError", "cannot serialize the result: %v", err)))
@@ -358,7 +366,7 @@ func (pc *pyroConn) invoke(m *pyro.Message) bool {
 		if err != nil {
 			return false
 		}
-		return pc.write(&pyro.Message{Type: pyro.MsgResult, Flags: flags, Seq: m.Seq, Serializer: m.Serializer, Data: data, CorrID: m.CorrID})
+		return pc.write(&pyro.Message{Type: pyro.MsgResult, Flags: flags, Seq: m.Seq, Serializer: m.Serializer, Data: data, CorrID: m.CorrID, Annotations: anns})
 	}
 	call, err := f.DecodeCall(m.Data)
 	if err != nil {
@@ -414,6 +422,10 @@ func (pc *pyroConn) batch(call pyro.Call) (any, error) {
 		}
 		sub.Kwargs, _ = parts[2].(pyro.Dict)
 		r, err := pc.d.pyroCall(pc, sub, false)
+		if st, ok := r.(pyroStream); ok {
+			pc.d.closeStream(st.id)
+			err = pyroErrorf(gopyro.CodeUnsupported, "builtins.NotImplementedError", "%s returns a stream, which a batch cannot carry", method)
+		}
 		if err != nil {
 			results = append(results, pyro.Dict{{Key: "__class__", Value: wrapper}, {Key: "exception", Value: pc.p.ExceptionObject(err)}})
 			break
@@ -456,6 +468,9 @@ func (d *Daemon) pyroCall(pc *pyroConn, call pyro.Call, oneway bool) (any, error
 	if e == nil {
 		return nil, pyroErrorf(gopyro.CodeNotFound, pc.p.Name+".errors.DaemonError", "unknown object")
 	}
+	if call.Object == gopyro.DaemonID && (call.Method == "get_next_stream_item" || call.Method == "close_stream") {
+		return d.pyroStreamCall(pc, call)
+	}
 	if call.Object == gopyro.DaemonID && (call.Method == "get_metadata" || call.Method == "getMetadata") {
 		if len(call.Args) != 1 {
 			return nil, pyroErrorf(gopyro.CodeArgument, "builtins.TypeError", "get_metadata() takes 1 argument (the object id), got %d", len(call.Args))
@@ -475,15 +490,15 @@ func (d *Daemon) pyroCall(pc *pyroConn, call pyro.Call, oneway bool) (any, error
 		}
 		return nil, pyroErrorf(gopyro.CodeNotFound, "builtins.AttributeError", "object %q has no method %s (it has: %s)", call.Object, gopyro.Clip(call.Method), strings.Join(ti.names(), ", "))
 	}
-	if m.streams {
-		return nil, pyroErrorf(gopyro.CodeUnsupported, "builtins.NotImplementedError", "%s returns a stream, which gopyro does not yet serve to Pyro clients", m.name)
+	if m.streams && len(m.outKinds) != 1 {
+		return nil, pyroErrorf(gopyro.CodeUnsupported, "builtins.NotImplementedError", "%s returns a stream and other results; a Pyro client takes a stream only as the one result", m.name)
 	}
 	args, err := pyroPositional(m, call)
 	if err != nil {
 		return nil, err
 	}
 	ctx := pc.cs.ctx
-	info := CallInfo{ObjectID: e.id, Method: m.name, Oneway: oneway, RemoteAddr: pc.c.RemoteAddr(), ConnID: pc.cs.id}
+	info := CallInfo{ObjectID: e.id, Method: m.name, Oneway: oneway, RemoteAddr: pc.c.RemoteAddr(), ConnID: pc.cs.id, lazy: true}
 	target := e
 	if e.pyro != nil {
 		target = e.pyro
@@ -494,6 +509,14 @@ func (d *Daemon) pyroCall(pc *pyroConn, call pyro.Call, oneway bool) (any, error
 			ge.RemoteType = "builtins.TypeError"
 		}
 		return nil, err
+	}
+	if m.streams && len(out) == 1 {
+		if c, ok := out[0].Interface().(*wire.Chunk); ok {
+			if c.Done { // a nil iterator or channel: no items
+				return []any{}, nil
+			}
+			return pyroStream{id: c.ID}, nil
+		}
 	}
 	vals := make([]any, len(out))
 	for i, v := range out {
@@ -566,4 +589,38 @@ func kwargsError(m *method, call pyro.Call) error {
 func isDict(v any) bool {
 	_, ok := v.(pyro.Dict)
 	return ok
+}
+
+// pyroStream is the result of a call that returned a stream: the Python
+// client fetches its items one by one (get_next_stream_item).
+type pyroStream struct{ id string }
+
+// pyroStreamCall serves Pyro's stream calls on the daemon object:
+// get_next_stream_item (an item, or StopIteration at the end) and
+// close_stream.
+func (d *Daemon) pyroStreamCall(pc *pyroConn, call pyro.Call) (any, error) {
+	if len(call.Args) != 1 {
+		return nil, pyroErrorf(gopyro.CodeArgument, "builtins.TypeError", "%s() takes 1 argument (the stream id), got %d", call.Method, len(call.Args))
+	}
+	id, _ := call.Args[0].(string)
+	if call.Method == "close_stream" {
+		d.closeStream(id)
+		return nil, nil
+	}
+	s, ok := d.fetchStream(id, pc.cs.id)
+	if !ok {
+		return nil, pyroErrorf(gopyro.CodeNotFound, pc.p.Name+".errors.PyroError", "item stream terminated")
+	}
+	item, ok, err := d.nextItem(pc.cs.ctx, s)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, RemoteType: "builtins.StopIteration"}
+	}
+	v, err := pyro.FromGo(pc.p, pc.hooks, reflect.ValueOf(item))
+	if err != nil {
+		return nil, pyroErrorf(gopyro.CodeProtocol, pc.p.Name+".errors.SerializeError", "a stream item: %v", err)
+	}
+	return v, nil
 }

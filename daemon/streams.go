@@ -43,7 +43,9 @@ type stream struct {
 
 // prepareResults turns stream results into open streams (their first
 // chunk travels in the reply) and registered objects into references.
-func (d *Daemon) prepareResults(ctx context.Context, cs *connState, m *method, out []reflect.Value, endStreams context.CancelFunc) error {
+// With lazy, a stream's chunk is empty: nothing is read before the first
+// fetch.
+func (d *Daemon) prepareResults(ctx context.Context, cs *connState, m *method, out []reflect.Value, endStreams context.CancelFunc, lazy bool) error {
 	if m.streams {
 		left := new(atomic.Int32)
 		for _, k := range m.outKinds {
@@ -60,7 +62,7 @@ func (d *Daemon) prepareResults(ctx context.Context, cs *connState, m *method, o
 			if k == notStream {
 				continue
 			}
-			chunk, err := d.openStream(ctx, cs, k, out[i], end)
+			chunk, err := d.openStream(ctx, cs, k, out[i], end, lazy)
 			if err != nil {
 				// Close what was opened and release the rest.
 				for j := i + 1; j < len(out); j++ {
@@ -101,8 +103,8 @@ func newStreamID() string {
 }
 
 // openStream registers the stream v for connection cs and returns its
-// first chunk.
-func (d *Daemon) openStream(ctx context.Context, cs *connState, kind streamKind, v reflect.Value, end func()) (*wire.Chunk, error) {
+// first chunk (an empty one with lazy).
+func (d *Daemon) openStream(ctx context.Context, cs *connState, kind streamKind, v reflect.Value, end func(), lazy bool) (*wire.Chunk, error) {
 	s := &stream{id: newStreamID(), kind: kind, end: sync.OnceFunc(end)}
 	if v.IsNil() { // a nil iterator or channel is an empty stream
 		end()
@@ -153,6 +155,9 @@ func (d *Daemon) openStream(ctx context.Context, cs *connState, kind streamKind,
 		d.lingerLocked(s)
 	}
 	d.smu.Unlock()
+	if lazy {
+		return wire.NewChunk(s.id), nil
+	}
 	return d.fill(ctx, s)
 }
 
@@ -274,23 +279,45 @@ func (d *Daemon) disownLocked(id uint64) {
 // streamNext serves the built-in StreamNext call.
 func (d *Daemon) streamNext(ctx context.Context, id string) (*wire.Chunk, error) {
 	info, _ := CallInfoFrom(ctx)
+	s, ok := d.fetchStream(id, info.ConnID)
+	if !ok {
+		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "stream next", Message: "no open stream " + id + " (it ended, was closed, or lingered too long)"}
+	}
+	return d.fill(ctx, s)
+}
+
+// fetchStream returns open stream id for a fetch on connection connID:
+// a stream whose client reconnected moves to its new connection.
+func (d *Daemon) fetchStream(id string, connID uint64) (*stream, bool) {
 	d.smu.Lock()
+	defer d.smu.Unlock()
 	s, ok := d.streams[id]
-	if ok && s.owner != info.ConnID {
-		// The client reconnected: the stream moves to its new connection.
+	if ok && s.owner != connID {
 		if s.timer != nil {
 			s.timer.Stop()
 			s.timer = nil
 		}
 		d.disownLocked(s.owner)
-		d.owned[info.ConnID]++
-		s.owner = info.ConnID
+		d.owned[connID]++
+		s.owner = connID
 	}
-	d.smu.Unlock()
-	if !ok {
-		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "stream next", Message: "no open stream " + id + " (it ended, was closed, or lingered too long)"}
+	return s, ok
+}
+
+// nextItem reads one item of stream s; ok is false at its end. The stream
+// is closed at its end and on an error.
+func (d *Daemon) nextItem(ctx context.Context, s *stream) (item any, ok bool, err error) {
+	s.mu.Lock()
+	var b *boxed
+	if !s.closed {
+		b, ok, err = s.receive(ctx, true)
 	}
-	return d.fill(ctx, s)
+	s.mu.Unlock()
+	if err != nil || !ok {
+		d.closeStream(s.id)
+		return nil, false, err
+	}
+	return b.v, true, nil
 }
 
 // orphanStreams starts the linger timer of the streams of a closed

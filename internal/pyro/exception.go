@@ -83,7 +83,11 @@ func (p *Protocol) ExceptionObject(err error) Dict {
 	if typ != "" {
 		attrs = append(attrs, Item{"gopyro_type", typ})
 	}
-	return Dict{{"__class__", cls}, {"__exception__", true}, {"args", Tuple{msg}}, {"attributes", attrs}}
+	args := Tuple{msg}
+	if cls == "builtins.StopIteration" {
+		args = Tuple{}
+	}
+	return Dict{{"__class__", cls}, {"__exception__", true}, {"args", args}, {"attributes", attrs}}
 }
 
 // Error turns a Python exception object (the payload of a RESULT with

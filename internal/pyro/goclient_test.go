@@ -280,7 +280,7 @@ func TestGoClientPythonEchoServer(t *testing.T) {
 				path = []string{pyro5Path(t)}
 			}
 			py := python(t, c.module, path...)
-			_, nsPort := serve(t)
+			_, nsPort, _ := serve(t)
 			t.Setenv("PYTHONPATH", strings.Join(path, ":"))
 			t.Setenv("PYRO_NS_HOST", "127.0.0.1")
 			t.Setenv("PYRO_NS_PORT", strconv.Itoa(nsPort))

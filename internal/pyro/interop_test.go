@@ -132,11 +132,14 @@ func (c *calc) WaitRecorded(ctx context.Context) (string, error) {
 }
 func (c *calc) Child() *child { return c.child }
 func (c *calc) Numbers() func(func(int) bool) {
-	return func(yield func(int) bool) { yield(1) }
+	return func(yield func(int) bool) {
+		for i := 1; i <= 3 && yield(i); i++ {
+		}
+	}
 }
 
 // serve starts a name server and a daemon serving calc on loopback.
-func serve(t *testing.T) (calcURI gopyro.URI, nsPort int) {
+func serve(t *testing.T) (calcURI gopyro.URI, nsPort int, d *daemon.Daemon) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -154,7 +157,7 @@ func serve(t *testing.T) (calcURI gopyro.URI, nsPort int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return u, nsc.URI().Port
+	return u, nsc.URI().Port, d
 }
 
 // want is what client.py prints, per serializer where it differs.
@@ -196,7 +199,8 @@ func want(proto, ser, calcURI string, nsPort int) []string {
 		"map [('a', 2), ('b', 1)]",
 		"recorded 'oneway!'",
 		"autoproxy 'child'",
-		"stream " + ex("NotImplementedError", "Numbers returns a stream, which gopyro does not yet serve to Pyro clients", "unsupported"),
+		"stream [1, 2, 3]",
+		"stream-close 1",
 		batch,
 		"ns-lookup '" + calcURI + "'",
 		"ns-lookup-meta ('" + calcURI + "', ['calc', 'go'])",
@@ -225,7 +229,7 @@ func TestPythonClients(t *testing.T) {
 					module = "Pyro5.api, msgpack"
 				}
 				py := python(t, module, path...)
-				u, nsPort := serve(t)
+				u, nsPort, d := serve(t)
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
 				cmd := exec.CommandContext(ctx, py[0], "testdata/client.py", proto, ser, u.String(), "127.0.0.1", strconv.Itoa(nsPort))
@@ -233,6 +237,10 @@ func TestPythonClients(t *testing.T) {
 				out, err := cmd.CombinedOutput()
 				if err != nil {
 					t.Fatalf("client.py: %v\n%s", err, out)
+				}
+				// The stream the client closed early is gone (not lingering).
+				if n := d.OpenStreams(); n != 0 {
+					t.Errorf("%d streams open after the client closed its streams", n)
 				}
 				got := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 				exp := want(proto, ser, u.String(), nsPort)

@@ -54,7 +54,10 @@ with Proxy(calc_uri) as c:
     show("recorded", lambda: c.wait_recorded())
     child = c.child()
     show("autoproxy", lambda: child.name())
-    show("stream", lambda: c.numbers())
+    show("stream", lambda: list(c.numbers()))
+    it = c.numbers()
+    show("stream-close", lambda: next(it))
+    it.close()
     if ser == "marshal":
         print("batch skipped")  # Pyro's marshal serializer cannot send batch calls (kwargs None)
     elif proto == "4":
