@@ -130,9 +130,12 @@ func (p *Proxy) send(ctx context.Context, r request) (reply, error) {
 	cl := ln.cl
 	if r.oneway && !cl.Answered() {
 		// A oneway request gets no answer, so a Python daemon's refusal
-		// would go unseen: make sure of the peer first.
+		// would go unseen: make sure of the peer first. Any answer of a
+		// gopyro daemon will do (a busy one refuses the ping).
 		if _, err := p.sendWire(ctx, cl, t, request{object: gopyro.DaemonID, method: wire.MethodPing, payload: []byte{0x90}}); err != nil {
-			return reply{}, err
+			if ge, ok := errors.AsType[*gopyro.Error](err); !ok || !ge.Remote {
+				return reply{}, err
+			}
 		}
 	}
 	return p.sendWire(ctx, cl, t, r)
