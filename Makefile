@@ -47,7 +47,7 @@ lint: ## gofmt, go vet, go mod tidy -diff, staticcheck (installed if missing)
 depcheck: ## Prove the package import rules
 	./scripts/depcheck.sh
 
-demo: ## Run the chain example end to end (SCENARIO=greeting|chain|shop|classic|gpu)
+demo: ## Run the chain example end to end (SCENARIO=greeting|chain|shop|classic|gpu|interop)
 	$(GO) run ./cmd/gopyro demo $(or $(SCENARIO),chain)
 
 ci: lint depcheck test ## What .ci/run runs

@@ -9,10 +9,13 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/internal/pyro"
@@ -309,7 +312,26 @@ func (c *pyroClient) ping(ctx context.Context) error {
 	return err
 }
 
-// pyroArgs converts a call's Go arguments to Python values.
+// method returns the name the Python object knows method by: a Go caller
+// may write "WelcomeMessage" for Python's "welcomeMessage" or
+// "welcome_message", as a Python caller may for a Go method.
+func (c *pyroClient) method(name string) string {
+	md, _ := c.meta.Get("methods")
+	methods := pyro.Natural(c.proto, md)
+	list, _ := methods.([]any)
+	if len(list) == 0 || slices.Contains(list, any(name)) {
+		return name
+	}
+	r, size := utf8.DecodeRuneInString(name)
+	for _, alt := range []string{string(unicode.ToLower(r)) + name[size:], pyro.SnakeCase(name)} {
+		if slices.Contains(list, any(alt)) {
+			return alt
+		}
+	}
+	return name
+}
+
+// args converts a call's Go arguments to Python values.
 func (c *pyroClient) args(args []any) ([]any, error) {
 	out := make([]any, len(args))
 	for i, a := range args {
@@ -357,13 +379,13 @@ func (p *Proxy) sendPyro(ctx context.Context, c *pyroClient, t gopyro.URI, r req
 			if aerr != nil {
 				return reply{}, p.pyroError(c, r.op(), t, aerr)
 			}
-			calls[i] = pyro.Tuple{bc.method, pyro.Tuple(args), pyro.Dict{}}
+			calls[i] = pyro.Tuple{c.method(bc.method), pyro.Tuple(args), pyro.Dict{}}
 		}
 		rep, err = c.invoke(ctx, object, "<batch>", calls, flags|pyro.FlagBatch)
 	default:
 		var args []any
 		if args, err = c.args(r.args); err == nil {
-			rep, err = c.invoke(ctx, object, r.method, args, flags)
+			rep, err = c.invoke(ctx, object, c.method(r.method), args, flags)
 		}
 	}
 	if err != nil {

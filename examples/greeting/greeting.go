@@ -36,8 +36,9 @@ var ErrNoName = gopyro.NewError(gopyro.CodeArgument, "greeting.NoName", "tell me
 // GreetingMaker is the remote object: an ordinary Go value.
 type GreetingMaker struct{}
 
-// Welcome greets name.
-func (GreetingMaker) Welcome(name string) (string, error) {
+// WelcomeMessage greets name. Python clients call it as welcomeMessage,
+// the cookbook's name.
+func (GreetingMaker) WelcomeMessage(name string) (string, error) {
 	if strings.TrimSpace(name) == "" {
 		return "", ErrNoName
 	}
@@ -104,12 +105,12 @@ func Client(ctx context.Context, ns *nameserver.Client, stdin io.Reader, stdout 
 	}
 	defer p.Close()
 	var greeter struct {
-		Welcome func(ctx context.Context, name string) (string, error)
+		WelcomeMessage func(ctx context.Context, name string) (string, error)
 	}
 	if err := p.Bind(&greeter); err != nil {
 		return err
 	}
-	msg, err := greeter.Welcome(ctx, name)
+	msg, err := greeter.WelcomeMessage(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -108,8 +108,8 @@ func (s *Shop) Balance(customer string) (float64, error) {
 	return b, nil
 }
 
-// Buy takes price for item from customer's account.
-func (s *Shop) Buy(customer, item string, price float64) error {
+// Buy takes price from customer's account.
+func (s *Shop) Buy(customer string, price float64) error {
 	if !(price > 0) {
 		return ErrBadAmount
 	}
@@ -123,14 +123,14 @@ func (s *Shop) Buy(customer, item string, price float64) error {
 		// A fresh error with the sentinel's code and type: errors.Is still
 		// matches it, and the message says what happened.
 		return gopyro.NewError(ErrInsufficientFunds.Code, ErrInsufficientFunds.RemoteType,
-			fmt.Sprintf("insufficient funds: %s costs %.2f, %s has %.2f", item, price, customer, b))
+			fmt.Sprintf("insufficient funds: %s has %.2f, the price is %.2f", customer, b, price))
 	}
 	s.accounts[customer] = b - price
 	return nil
 }
 
-// Accounts returns every customer's balance.
-func (s *Shop) Accounts() map[string]float64 {
+// AllAccounts returns every customer's balance.
+func (s *Shop) AllAccounts() map[string]float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.accounts)
@@ -192,13 +192,13 @@ func (s *Server) Wait() error {
 
 // Stub is the client's view of a shop: [proxy.Proxy.Bind] fills it.
 type Stub struct {
-	Name     func(ctx context.Context) (string, error)
-	LogOn    func(ctx context.Context, customer string) error
-	LogOut   func(ctx context.Context, customer string) error
-	Deposit  func(ctx context.Context, customer string, amount float64) error
-	Balance  func(ctx context.Context, customer string) (float64, error)
-	Buy      func(ctx context.Context, customer, item string, price float64) error
-	Accounts func(ctx context.Context) (map[string]float64, error)
+	Name        func(ctx context.Context) (string, error)
+	LogOn       func(ctx context.Context, customer string) error
+	LogOut      func(ctx context.Context, customer string) error
+	Deposit     func(ctx context.Context, customer string, amount float64) error
+	Balance     func(ctx context.Context, customer string) (float64, error)
+	Buy         func(ctx context.Context, customer string, price float64) error
+	AllAccounts func(ctx context.Context) (map[string]float64, error)
 }
 
 // Dial returns a stub for the shop registered as Name with ns. Close the
@@ -241,7 +241,7 @@ func Client(ctx context.Context, ns *nameserver.Client, stdout io.Writer) error 
 	if c.err != nil {
 		return c.err
 	}
-	accounts, err := shop.Accounts(ctx)
+	accounts, err := shop.AllAccounts(ctx)
 	if err != nil {
 		return err
 	}
@@ -296,5 +296,5 @@ func (c *customer) buy(item string, price float64) {
 		return
 	}
 	fmt.Fprintf(c.out, "%s is buying %s for %g$\n", c.name, item, price)
-	c.err = c.shop.Buy(c.ctx, c.name, item, price)
+	c.err = c.shop.Buy(c.ctx, c.name, price)
 }

@@ -106,8 +106,8 @@ func TestErrors(t *testing.T) {
 	if err := s.LogOn(ctx, "Ann"); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Buy(ctx, "Ann", "a car", 5000)
-	if !errors.Is(err, shop.ErrInsufficientFunds) || !strings.Contains(err.Error(), "a car costs 5000.00, Ann has 0.00") {
+	err = s.Buy(ctx, "Ann", 5000)
+	if !errors.Is(err, shop.ErrInsufficientFunds) || !strings.Contains(err.Error(), "Ann has 0.00, the price is 5000.00") {
 		t.Fatalf("buy without money: %v", err)
 	}
 	if err := s.Deposit(ctx, "Ann", -5); !errors.Is(err, shop.ErrBadAmount) || !errors.Is(err, gopyro.ErrArgument) {
@@ -161,7 +161,7 @@ func TestConcurrentCustomers(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	got := srv.Shop().Accounts()
+	got := srv.Shop().AllAccounts()
 	if got["Meeta"] != workers*each || got["Rashmi"] != workers*each/2 {
 		t.Fatalf("accounts = %v, want Meeta %d and Rashmi %d", got, workers*each, workers*each/2)
 	}

@@ -103,6 +103,14 @@ func testGoClient(t *testing.T, proto, uri, ser string) {
 		}
 	}
 
+	// Go names reach Python's: Describe is describe, OpenStreams open_streams.
+	if got, err := proxy.Call[string](ctx, p, "Describe", 1); err != nil || got != "int:1" {
+		t.Errorf("Describe = %q, %v", got, err)
+	}
+	if _, err := proxy.Call[int](ctx, p, "OpenStreams"); err != nil {
+		t.Errorf("OpenStreams: %v", err)
+	}
+
 	// Python values into Go types.
 	if n, err := proxy.Call[int32](ctx, p, "add", 2, 3); err != nil || n != 5 {
 		t.Errorf("add = %v, %v; want 5", n, err)

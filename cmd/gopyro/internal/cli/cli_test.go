@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/examples/interop"
 	"github.com/gopyro/gopyro/internal/bench"
 )
 
@@ -453,5 +454,32 @@ func TestBadNSPortEnv(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), `GOPYRO_NS_PORT="70000" is not a port`) {
 			t.Errorf("%v: %v", args, err)
 		}
+	}
+}
+
+// TestDemoInterop runs the mixed Python/Go demo when a Python with Pyro4
+// exists, and checks the lines that prove each direction.
+func TestDemoInterop(t *testing.T) {
+	if _, err := interop.FindPython(t.Context()); err != nil {
+		t.Skip(err)
+	}
+	out, _, err := run(t, "demo", "interop")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	for _, line := range []string{
+		"[python_client] Hi welcome Ada\n",
+		"[python_client]  Rashmi : 63.00\n",
+		"[python_server_2] I'm 2, passing to 3\n",
+		"[python_client] Result=['passed on from 1', 'passed on from 2', 'passed on from 3', 'complete at 1']\n",
+		"[go_client] generator: [one two three]\n",
+	} {
+		if !strings.Contains(out, line) {
+			t.Errorf("no line %q in:\n%s", line, out)
+		}
+	}
+	t.Setenv("GOPYRO_PYTHON", "/nonexistent/python3")
+	if _, _, err := run(t, "demo", "interop"); ExitCode(err) != 1 || !strings.Contains(err.Error(), "apt-get install python3-pyro4") {
+		t.Errorf("without Python: %v (exit %d)", err, ExitCode(err))
 	}
 }

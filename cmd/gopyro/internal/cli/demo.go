@@ -21,6 +21,7 @@ import (
 	cookbook "github.com/gopyro/gopyro/examples/classic"
 	gpucookbook "github.com/gopyro/gopyro/examples/gpu"
 	"github.com/gopyro/gopyro/examples/greeting"
+	"github.com/gopyro/gopyro/examples/interop"
 	"github.com/gopyro/gopyro/examples/shop"
 	"github.com/gopyro/gopyro/gpu"
 	"github.com/gopyro/gopyro/gpu/cpu"
@@ -30,7 +31,7 @@ import (
 func demoCmd(e *env) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "demo greeting|chain|shop|classic|gpu",
+		Use:   "demo greeting|chain|shop|classic|gpu|interop",
 		Short: "Run one of the example scenarios end to end",
 		Long: `Run an example scenario in one command: its own in-memory name server on a
 free 127.0.0.1 port, the scenario's servers, then its client. Every line is
@@ -47,19 +48,24 @@ share this one process so that nothing is left behind.
             first printing on the server's console, then redirecting the
             session's stdout to its own
   gpu       the cookbook's PyCUDA/NumbaPro recipes on a GPU compute service
-            (CPU backend) registered as gopyro.gpu, each checking its result`,
+            (CPU backend) registered as gopyro.gpu, each checking its result
+  interop   Python Pyro4 and gopyro mixed: the cookbook's Python greeting and
+            shop clients call the Go servers; the chain with a Python server 2
+            between Go servers 1 and 3; a Go client calls Pyro's Python echo
+            server through the name server. It needs a python3 with Pyro4 on
+            the PATH (or GOPYRO_PYTHON); the scripts are examples/interop/*.py`,
 		Example: "  gopyro demo chain\n  gopyro demo greeting --name Ada",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := exactArgs(1)(cmd, args); err != nil {
 				return err
 			}
 			switch args[0] {
-			case "greeting", "chain", "shop", "classic", "gpu":
+			case "greeting", "chain", "shop", "classic", "gpu", "interop":
 				return nil
 			}
-			return usageError{fmt.Errorf("unknown scenario %q (greeting, chain, shop, classic or gpu)", args[0])}
+			return usageError{fmt.Errorf("unknown scenario %q (greeting, chain, shop, classic, gpu or interop)", args[0])}
 		},
-		ValidArgs: []string{"greeting", "chain", "shop", "classic", "gpu"},
+		ValidArgs: []string{"greeting", "chain", "shop", "classic", "gpu", "interop"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), args[0], name, e.stdout)
 		},
@@ -74,6 +80,12 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 	defer func() { err = errors.Join(err, out.flush()) }()
 	if scenario == "classic" {
 		return runClassicDemo(ctx, out)
+	}
+	var python string
+	if scenario == "interop" {
+		if python, err = interop.FindPython(ctx); err != nil {
+			return err
+		}
 	}
 
 	nsOut := out.part("ns")
@@ -151,6 +163,10 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 		}
 		waits = append(waits, s.Wait)
 		return shop.Client(ctx, ns, client)
+	case "interop":
+		e := &interop.Env{Python: python, NS: ns, Out: func(part string) io.Writer { return out.part(part) }}
+		defer func() { err = errors.Join(err, e.Close()) }()
+		return interop.All(ctx, e)
 	case "gpu":
 		l, err := listen()
 		if err != nil {
