@@ -38,9 +38,10 @@ type typeInfo struct {
 
 func newTypeInfo(t reflect.Type) *typeInfo {
 	ti := &typeInfo{typ: t, byName: map[string]*method{}}
+	attrs := t.Implements(pyroAttributesType)
 	for i := range t.NumMethod() {
 		m := t.Method(i)
-		if !m.IsExported() {
+		if !m.IsExported() || (attrs && pyroAttributeMethods[m.Name]) {
 			continue
 		}
 		mt, err := newMethod(m)

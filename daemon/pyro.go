@@ -273,7 +273,59 @@ func (d *Daemon) pyroMetadata(id string) (pyro.Dict, bool) {
 		return nil, false
 	}
 	methods, oneway := pyroMethodNames(e)
-	return pyro.Dict{{Key: "methods", Value: strList(methods)}, {Key: "oneway", Value: strList(oneway)}, {Key: "attrs", Value: []any{}}}, true
+	var attrs []string
+	if a, ok := pyroAttributesOf(e); ok {
+		attrs = a.PyroAttributes()
+	}
+	return pyro.Dict{{Key: "methods", Value: strList(methods)}, {Key: "oneway", Value: strList(oneway)}, {Key: "attrs", Value: strList(attrs)}}, true
+}
+
+// PyroAttributes is implemented by an object with attributes that Python
+// clients read and set as Pyro properties (proxy.verbose = True): the
+// names PyroAttributes lists are in the metadata Pyro proxies get, and
+// their reads and writes call PyroGetAttr and PyroSetAttr. The three
+// methods are not remote methods themselves. Only objects served as one
+// instance (the default mode) have attributes.
+type PyroAttributes interface {
+	PyroAttributes() []string
+	PyroGetAttr(name string) (any, error)
+	PyroSetAttr(name string, value any) error
+}
+
+var pyroAttributesType = reflect.TypeFor[PyroAttributes]()
+
+var pyroAttributeMethods = map[string]bool{"PyroAttributes": true, "PyroGetAttr": true, "PyroSetAttr": true}
+
+// pyroAttributesOf returns e's instance as PyroAttributes, if it is one.
+func pyroAttributesOf(e *entry) (PyroAttributes, bool) {
+	if e.mode != Single || !e.inst.IsValid() {
+		return nil, false
+	}
+	a, ok := e.inst.Interface().(PyroAttributes)
+	return a, ok
+}
+
+// pyroAttribute serves __getattr__ and __setattr__.
+func (d *Daemon) pyroAttribute(pc *pyroConn, e *entry, call pyro.Call) (any, error) {
+	a, ok := pyroAttributesOf(e)
+	var name string
+	if len(call.Args) > 0 {
+		name, _ = call.Args[0].(string)
+	}
+	if !ok || !slices.Contains(a.PyroAttributes(), name) {
+		return nil, pyroErrorf(gopyro.CodeNotFound, "builtins.AttributeError", "object %q has no attribute %q", call.Object, gopyro.Clip(name))
+	}
+	if call.Method == "__getattr__" {
+		v, err := a.PyroGetAttr(name)
+		if err != nil {
+			return nil, err
+		}
+		return pyro.FromGo(pc.p, pc.hooks, reflect.ValueOf(v))
+	}
+	if len(call.Args) != 2 {
+		return nil, pyroErrorf(gopyro.CodeArgument, "builtins.TypeError", "__setattr__ takes 2 arguments (name, value), got %d", len(call.Args))
+	}
+	return nil, a.PyroSetAttr(name, pyro.Natural(pc.p, call.Args[1]))
 }
 
 func pyroMethodNames(e *entry) (methods, oneway []string) {
@@ -486,7 +538,7 @@ func (d *Daemon) pyroCall(pc *pyroConn, call pyro.Call, oneway bool) (any, error
 	m := ti.byName[call.Method]
 	if m == nil {
 		if call.Method == "__getattr__" || call.Method == "__setattr__" {
-			return nil, pyroErrorf(gopyro.CodeNotFound, "builtins.AttributeError", "a gopyro object has no attributes, only methods (%s)", strings.Join(ti.names(), ", "))
+			return d.pyroAttribute(pc, e, call)
 		}
 		return nil, pyroErrorf(gopyro.CodeNotFound, "builtins.AttributeError", "object %q has no method %s (it has: %s)", call.Object, gopyro.Clip(call.Method), strings.Join(ti.names(), ", "))
 	}

@@ -15,10 +15,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/examples/interop"
 	"github.com/gopyro/gopyro/internal/bench"
+	"github.com/gopyro/gopyro/internal/testutil"
+	"github.com/gopyro/gopyro/nameserver/nstest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -111,12 +114,16 @@ func TestEchoAndCall(t *testing.T) {
 		t.Errorf("stream without --stream: %v", err)
 	}
 	_, _, err := run(t, "call", uri, "error")
-	if !errors.Is(err, gopyro.ErrRemote) || !strings.Contains(err.Error(), "generated error") {
+	if !errors.Is(err, gopyro.ErrRemote) || !strings.Contains(err.Error(), "builtins.ValueError: expected error from echoserver error() method") {
 		t.Fatalf("error method: %v", err)
 	}
 	_, _, err = run(t, "call", "--timeout", "50ms", uri, "slow", "60")
 	if !errors.Is(err, gopyro.ErrTimeout) {
 		t.Fatalf("timeout: %v", err)
+	}
+	// A wait beyond a day is refused, not overflowed into none (issue 15, 14).
+	if _, _, err = run(t, "call", uri, "slow", "1e10"); !errors.Is(err, gopyro.ErrArgument) || !strings.Contains(err.Error(), "want between 0 and 86400 seconds") {
+		t.Fatalf("slow 1e10: %v", err)
 	}
 }
 
@@ -182,7 +189,7 @@ func TestProcesses(t *testing.T) {
 	cmd.Stderr = &callErr
 	err = cmd.Run()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(callErr.String(), "generated error") {
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(callErr.String(), "expected error from echoserver") {
 		t.Fatalf("call error: %v, stderr %q", err, callErr.String())
 	}
 	// SIGINT stops the server cleanly.
@@ -481,5 +488,69 @@ func TestDemoInterop(t *testing.T) {
 	t.Setenv("GOPYRO_PYTHON", "/nonexistent/python3")
 	if _, _, err := run(t, "demo", "interop"); ExitCode(err) != 1 || !strings.Contains(err.Error(), "apt-get install python3-pyro4") {
 		t.Errorf("without Python: %v (exit %d)", err, ExitCode(err))
+	}
+}
+
+// TestEchoPython: a Python Pyro4 client uses gopyro echo as it uses
+// Pyro's echo server, found through the name server (--naming): the
+// methods, the verbose attribute, oneway_slow not waited for, shutdown.
+func TestEchoPython(t *testing.T) {
+	py, err := interop.FindPython(t.Context())
+	if err != nil {
+		t.Skip(err)
+	}
+	ns := nstest.Start(t)
+	var out testutil.Lines
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(t.Context(), []string{"echo", "--naming", "--ns", ns.URI().Address()}, nil, &out, io.Discard)
+	}()
+	uri := out.Wait(t, testutil.Prefix("PYRO:"))
+	if u, err := ns.Lookup(t.Context(), "test.echoserver"); err != nil || u.String() != uri {
+		t.Fatalf("registered as %v, %v; serving %s", u, err, uri)
+	}
+	script := `
+import sys, time, Pyro4
+e = Pyro4.Proxy("PYRONAME:test.echoserver@" + sys.argv[1])
+print(e.echo([1, "x", None]))
+try:
+    e.error()
+except ValueError as x:
+    print("ValueError:", x)
+print(list(e.generator()))
+print("verbose", e.verbose)
+e.verbose = True
+print("verbose", e.verbose)
+e.echo("loud")
+t = time.time()
+e.oneway_slow()
+print("oneway_slow waited", time.time() - t > 4)
+print(e.nan(), e.inf())
+print(e.slow(0.01))
+e.shutdown()
+`
+	cmd := exec.CommandContext(t.Context(), py, "-c", script, ns.URI().Address())
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, b)
+	}
+	want := "[1, 'x', None]\nValueError: expected error from echoserver error() method\n['one', 'two', 'three']\n" +
+		"verbose False\nverbose True\noneway_slow waited False\nnan inf\nslept 0.01 seconds\n"
+	if string(b) != want {
+		t.Errorf("python printed:\n%s\nwant:\n%s", b, want)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("echo after shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("echo still running after shutdown()")
+	}
+	if !strings.Contains(out.String(), " - echo: loud") || strings.Contains(out.String(), "echo: [1") {
+		t.Errorf("verbose output:\n%s", out.String())
+	}
+	if _, err := ns.Lookup(t.Context(), "test.echoserver"); !errors.Is(err, gopyro.ErrNotFound) {
+		t.Errorf("after exit the name is still registered: %v", err)
 	}
 }

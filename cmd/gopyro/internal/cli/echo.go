@@ -1,57 +1,120 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/echoserver"
+	"github.com/gopyro/gopyro/nameserver"
+	"github.com/gopyro/gopyro/proxy"
 	"github.com/spf13/cobra"
 )
 
 func echoCmd(e *env) *cobra.Command {
-	var host string
+	var host, nsAddr, token string
 	var port int
+	var verbose, naming bool
 	var daemonOpts func() []daemon.Option
 	cmd := &cobra.Command{
 		Use:   "echo",
-		Short: "Serve the echo test object (" + echoserver.ID + ")",
-		Long: `Serve the echo test object, like Pyro's echo server, until interrupted.
+		Short: "Serve the echo test object (" + echoserver.ID + "), like Pyro's echo server",
+		Long: `Serve the echo test object until interrupted or until a client calls its
+shutdown method. It mirrors Pyro's own echo server (Pyro4.test.echoserver,
+Pyro5.utils.echoserver): the same object id, methods and behaviour, for gopyro
+clients and Python Pyro4/Pyro5 clients alike.
 
-It prints its URI on the first line of stdout. Methods: echo(value) returns
-its argument; error() always fails; slow(seconds) waits, then answers;
-oneway_echo(value) is oneway.
+It prints its URI on the first line of stdout. Methods:
+  echo(value)        returns its argument
+  error()            fails: a ValueError for Python ("expected error from
+                     echoserver error() method")
+  error_with_text()  fails: a ValueError "the message of the error"
+  slow([seconds])    waits 5 s ("Finally, an answer!"), or the seconds given
+  oneway_echo(value) oneway: the caller does not wait
+  oneway_slow()      oneway; waits 5 s
+  generator()        a stream of "one", "two", "three" (a Python generator)
+  nan(), inf()       the floats
+  shutdown()         stops the server
+The verbose attribute (Python: echo.verbose = True; or --verbose) prints
+each call.
 
-Example:
-  gopyro echo --port 0
-  gopyro call PYRO:test.echoserver@127.0.0.1:PORT echo '"hi"'`,
+With --naming it registers itself in the name server as ` + echoserver.ID + `
+(removed again on exit), as Pyro's -n does.`,
+		Example: `  gopyro echo
+  gopyro call PYRO:test.echoserver@127.0.0.1:PORT echo '"hi"'
+  gopyro echo --naming --ns 127.0.0.1:9090 --verbose
+  python3 -c 'import Pyro4; print(Pyro4.Proxy("PYRONAME:test.echoserver").echo("hi"))'`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
 			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 			if err != nil {
 				return err
 			}
-			d, err := daemon.New(append(daemonOpts(), daemon.WithLogger(e.log))...)
+			opts := daemonOpts()
+			if token != "" {
+				opts = append(opts, daemon.WithToken(token))
+			}
+			d, err := daemon.New(append(opts, daemon.WithLogger(e.log))...)
 			if err != nil {
 				ln.Close()
 				return err
 			}
 			errc := make(chan error, 1)
-			go func() { errc <- d.Serve(cmd.Context(), ln) }()
-			<-d.Ready()
-			uri, err := d.Register(&echoserver.Server{}, daemon.WithID(echoserver.ID), daemon.WithOneway("OnewayEcho"))
-			if err != nil {
-				d.Close()
-				<-errc
+			go func() { errc <- d.Serve(ctx, ln) }()
+			select {
+			case <-d.Ready():
+			case err := <-errc:
 				return err
 			}
+			srv := &echoserver.Server{Out: e.stdout}
+			srv.SetVerbose(verbose)
+			uri, err := d.Register(srv, daemon.WithID(echoserver.ID), daemon.WithOneway("OnewayEcho", "OnewaySlow"))
+			if err != nil {
+				d.Close()
+				return errors.Join(err, <-errc)
+			}
+			if naming {
+				lopts := []nameserver.LocateOption{nameserver.WithProxyOptions(proxy.WithToken(token))}
+				if nsAddr != "" {
+					lopts = append(lopts, nameserver.At(nsAddr))
+				}
+				ns, err := nameserver.Locate(ctx, lopts...)
+				if err == nil {
+					defer ns.Close()
+					err = ns.Register(ctx, echoserver.ID, uri)
+				}
+				if err != nil {
+					d.Close()
+					return errors.Join(fmt.Errorf("registering %s with the name server: %w", echoserver.ID, err), <-errc)
+				}
+				defer func() {
+					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultWriteTimeout)
+					defer cancel()
+					_, _ = ns.Remove(rctx, echoserver.ID)
+				}()
+			}
 			fmt.Fprintln(e.stdout, uri)
-			return <-errc
+			select {
+			case err := <-errc:
+				return err
+			case <-srv.Done():
+				stop()
+				return <-errc
+			}
 		},
 	}
-	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address to bind")
-	cmd.Flags().IntVarP(&port, "port", "p", 0, "port to bind (0: any free port)")
+	f := cmd.Flags()
+	f.StringVar(&host, "host", "127.0.0.1", "address to bind")
+	f.IntVarP(&port, "port", "p", 0, "port to bind (0: any free port)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "print each call (Python clients set the verbose attribute)")
+	f.BoolVarP(&naming, "naming", "n", false, "register as "+echoserver.ID+" in the name server (removed on exit)")
+	f.StringVar(&nsAddr, "ns", "", "name server HOST:PORT for --naming (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
+	f.StringVar(&token, "token", "", "shared secret callers must present (Pyro4's HMAC key, Pyro5's handshake); also for the name server")
 	daemonOpts = daemonFlags(cmd.Flags())
 	return cmd
 }
