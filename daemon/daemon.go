@@ -90,6 +90,9 @@ type Daemon struct {
 
 	refusing sync.WaitGroup // goroutines telling refused connections why
 
+	pyroMu    sync.Mutex
+	pyroConns map[*pyroConn]struct{} // Python clients' connections, for watchPyro; guarded by pyroMu
+
 	budget *wire.Budget // bytes of requests and replies in flight
 
 	// Oneway calls over the in-flight limit wait for a slot: end wakes

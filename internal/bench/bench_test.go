@@ -5,6 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/gopyro/gopyro/examples/interop"
 )
 
 // BenchmarkCases runs every case for every system as a go test benchmark:
@@ -69,6 +72,27 @@ func TestCasesRun(t *testing.T) {
 			if ok && m.Value <= 0 {
 				t.Errorf("%s/%s measured %v", c.Name, s.Name, m.Value)
 			}
+		}
+	}
+}
+
+// TestPyroRuns runs the pyro case briefly: both daemons answer the Python
+// client with every serializer (the figures are for gopyro bench).
+func TestPyroRuns(t *testing.T) {
+	py, err := interop.FindPython(t.Context())
+	if err != nil {
+		t.Skip(err)
+	}
+	rs, err := Pyro(t.Context(), py, 50*time.Millisecond, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 8 {
+		t.Fatalf("%d results, want 8", len(rs))
+	}
+	for _, r := range rs {
+		if !(r.Rate > 0 && r.BaseRate > 0) {
+			t.Errorf("%s: %v calls/s against %v", r.Case, r.Rate, r.BaseRate)
 		}
 	}
 }

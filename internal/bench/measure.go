@@ -184,7 +184,7 @@ func CaseNames() []string {
 	for _, c := range Cases() {
 		names = append(names, c.Name)
 	}
-	return append(names, "soak")
+	return append(names, "soak", "classic", "gpu", "pyro")
 }
 
 // SystemOrder is the order systems are printed in.

@@ -470,9 +470,20 @@ func Natural(p *Protocol, v any) any {
 func (c converter) natural(v any) any {
 	switch x := v.(type) {
 	case []any:
-		out := make([]any, len(x))
+		// Copied only when an item changes: plain items stay as they are.
+		var out []any
 		for i, e := range x {
-			out[i] = c.natural(e)
+			n := c.natural(e)
+			if out == nil && !sameValue(n, e) {
+				out = slices.Clone(x[:i:i])
+				out = append(out, make([]any, len(x)-i)...)
+			}
+			if out != nil {
+				out[i] = n
+			}
+		}
+		if out == nil {
+			return x
 		}
 		return out
 	case Tuple:
@@ -614,8 +625,11 @@ func (c converter) from(v reflect.Value, depth int) (any, error) {
 		return nil, nil
 	}
 	if c.hooks != nil && c.hooks.RefOf != nil {
-		if o, ok := c.hooks.RefOf(v); ok {
-			return c.p.ProxyObject(o), nil
+		// Only pointers and structs are references or served objects.
+		if k := v.Kind(); k == reflect.Pointer || k == reflect.Struct {
+			if o, ok := c.hooks.RefOf(v); ok {
+				return c.p.ProxyObject(o), nil
+			}
 		}
 	}
 	switch v.Type() {
@@ -658,6 +672,27 @@ func (c converter) from(v reflect.Value, depth int) (any, error) {
 			reflect.Copy(reflect.ValueOf(b), v)
 			return b, nil
 		}
+		if items, ok := v.Interface().([]any); ok {
+			// Copied only when an item changes: plain items stay as they are.
+			var out []any
+			for i, it := range items {
+				x, err := c.fromAny(it, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				if out == nil && !sameValue(x, it) {
+					out = make([]any, len(items))
+					copy(out, items[:i])
+				}
+				if out != nil {
+					out[i] = x
+				}
+			}
+			if out == nil {
+				return items, nil
+			}
+			return out, nil
+		}
 		out := make([]any, v.Len())
 		for i := range out {
 			x, err := c.from(v.Index(i), depth+1)
@@ -699,6 +734,30 @@ func (c converter) from(v reflect.Value, depth int) (any, error) {
 		return d, nil
 	}
 	return nil, fmt.Errorf("%s values cannot be sent to Python", v.Type())
+}
+
+// sameValue reports whether a conversion left a plain value unchanged.
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case nil, bool, int64, string:
+		return a == b
+	case float64:
+		y, ok := b.(float64)
+		return ok && (x == y || (math.IsNaN(x) && math.IsNaN(y)))
+	}
+	return false
+}
+
+// fromAny is from for an item of a []any: plain values need no
+// reflection.
+func (c converter) fromAny(x any, depth int) (any, error) {
+	switch x := x.(type) {
+	case nil, bool, int64, float64, string:
+		return x, nil
+	case int:
+		return int64(x), nil
+	}
+	return c.from(reflect.ValueOf(x), depth)
 }
 
 // StructFieldNames returns the wire names of t's fields, in order: what

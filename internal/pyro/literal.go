@@ -347,7 +347,7 @@ done:
 		if neg {
 			n = -n
 		}
-		return n, nil
+		return boxInt(n), nil
 	}
 	b, ok := new(big.Int).SetString(text, 10)
 	if !ok {

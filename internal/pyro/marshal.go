@@ -127,7 +127,7 @@ func (r *marshalReader) body(code byte, depth int) (any, int, error) {
 		return false, 1, nil
 	case 'i':
 		n, err := r.i32()
-		return int64(n), 1, err
+		return boxInt(int64(n)), 1, err
 	case 'l':
 		n, err := r.i32()
 		if err != nil {

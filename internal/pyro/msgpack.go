@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -85,7 +86,7 @@ func (r *msgpackReader) value(depth int) (any, error) {
 	c := s[0]
 	switch {
 	case c <= 0x7f:
-		return int64(c), nil
+		return boxInt(int64(c)), nil
 	case c >= 0xe0:
 		return int64(int8(c)), nil
 	case c >= 0x80 && c <= 0x8f:
@@ -123,7 +124,7 @@ func (r *msgpackReader) value(depth int) (any, error) {
 		if u > math.MaxInt64 {
 			return new(big.Int).SetUint64(u), nil
 		}
-		return int64(u), nil
+		return boxInt(int64(u)), nil
 	case 0xd0, 0xd1, 0xd2, 0xd3:
 		size := 1 << (c - 0xd0)
 		u, err := r.uint(size)
@@ -131,7 +132,7 @@ func (r *msgpackReader) value(depth int) (any, error) {
 			return nil, err
 		}
 		shift := 64 - 8*size
-		return int64(u<<shift) >> shift, nil
+		return boxInt(int64(u<<shift) >> shift), nil
 	case 0xd9, 0xda, 0xdb:
 		n, err := r.count(1<<(c-0xd9), 1)
 		if err != nil {
@@ -284,9 +285,24 @@ func (w *msgpackWriter) value(v any, depth int) error {
 	case int:
 		return w.value(int64(v), depth)
 	case int64:
+		// The shortest form, as Python's msgpack writes it.
 		switch {
 		case v >= -32 && v <= 127:
 			w.b = append(w.b, byte(int8(v)))
+		case v >= 0 && v <= math.MaxUint8:
+			w.b = append(w.b, 0xcc, byte(v))
+		case v >= 0 && v <= math.MaxUint16:
+			w.b = append(w.b, 0xcd, byte(v>>8), byte(v))
+		case v >= 0 && v <= math.MaxUint32:
+			w.b = append(w.b, 0xce)
+			w.b = binary.BigEndian.AppendUint32(w.b, uint32(v))
+		case v >= math.MinInt8 && v < 0:
+			w.b = append(w.b, 0xd0, byte(v))
+		case v >= math.MinInt16 && v < 0:
+			w.b = append(w.b, 0xd1, byte(v>>8), byte(v))
+		case v >= math.MinInt32 && v < 0:
+			w.b = append(w.b, 0xd2)
+			w.b = binary.BigEndian.AppendUint32(w.b, uint32(v))
 		default:
 			w.b = append(w.b, 0xd3)
 			w.b = binary.BigEndian.AppendUint64(w.b, uint64(v))
@@ -352,6 +368,7 @@ func (w *msgpackWriter) value(v any, depth int) error {
 
 func (w *msgpackWriter) seq(items []any, depth int) error {
 	w.head(0x90, 15, 0, 0xdc, 0xdd, len(items))
+	w.b = slices.Grow(w.b, 3*len(items)) // one growth for most lists
 	for _, it := range items {
 		if err := w.value(it, depth+1); err != nil {
 			return err

@@ -127,3 +127,20 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// boxedInts holds the ints from -1024 to 4095 as interface values, made
+// once: decoding a list of small ints allocates nothing per item.
+var boxedInts = func() (t [5120]any) {
+	for i := range t {
+		t[i] = int64(i - 1024)
+	}
+	return t
+}()
+
+// boxInt returns v as an interface value, shared for small ints.
+func boxInt(v int64) any {
+	if v >= -1024 && v < 4096 {
+		return boxedInts[v+1024]
+	}
+	return v
+}

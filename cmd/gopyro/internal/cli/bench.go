@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gopyro/gopyro/examples/interop"
 	"github.com/gopyro/gopyro/internal/bench"
 )
 
@@ -54,7 +55,13 @@ The gpu case (--case gpu, alone) measures the GPU compute service on the CPU
 backend, each against a baseline in the same run: 1024×1024 GEMM against the
 same gonum call made locally; a*x + b*y over 16M float32 against a copy
 loop's bandwidth; 256 MiB uploads and downloads against the 16 MiB echo; a
-16-element Scale against a small gopyro call.`,
+16-element Scale against a small gopyro call.
+
+The pyro case (--case pyro, alone) measures a Python Pyro4 client calling a
+gopyro daemon against the same client calling a Python Pyro4 daemon, per
+serializer (serpent, marshal, json, msgpack), with a short str and with a
+list of 1000 ints: calls/s, and the ratio (above 1: the gopyro daemon is
+faster). It needs a python3 with Pyro4 (or GOPYRO_PYTHON).`,
 		Example: "  gopyro bench --duration 2s --runs 5\n  gopyro bench --case small,echo-16MiB --json\n  gopyro bench --case soak --duration 60s",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -73,6 +80,20 @@ loop's bandwidth; 256 MiB uploads and downloads against the 16 MiB echo; a
 					return usageError{fmt.Errorf("the gpu case runs alone")}
 				}
 				rs, err := bench.GPU(cmd.Context(), duration)
+				if err != nil {
+					return err
+				}
+				return printRatios(e, rs, asJSON)
+			}
+			if slices.Contains(cases, "pyro") {
+				if len(cases) > 1 {
+					return usageError{fmt.Errorf("the pyro case runs alone")}
+				}
+				py, err := interop.FindPython(ctx)
+				if err != nil {
+					return err
+				}
+				rs, err := bench.Pyro(ctx, py, duration, runs)
 				if err != nil {
 					return err
 				}
