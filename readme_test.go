@@ -17,6 +17,7 @@ var readmeFree = []string{
 	"ctx context.Context, p, bank *proxy.Proxy, balance int, listener any",
 	"ctx context.Context",
 	"ctx context.Context",
+	"ctx context.Context",
 }
 
 // TestREADMECompiles compiles every Go block of README.md against this
