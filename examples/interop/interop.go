@@ -218,7 +218,12 @@ func Shop(ctx context.Context, e *Env) (err error) {
 // Ring runs the mixed chain: Go servers 1 and 3, the Python chain_server.py
 // as server 2, and chain_client.py, which prints
 // Result=['passed on from 1', 'passed on from 2', 'passed on from 3', 'complete at 1'].
-func Ring(ctx context.Context, e *Env) (err error) {
+func Ring(ctx context.Context, e *Env) error { return ring(ctx, e, true) }
+
+// GoRing runs chain_client.py against a ring of three Go servers.
+func GoRing(ctx context.Context, e *Env) error { return ring(ctx, e, false) }
+
+func ring(ctx context.Context, e *Env, mixed bool) (err error) {
 	sctx, stop := context.WithCancel(ctx)
 	var waits []func() error
 	defer func() {
@@ -227,7 +232,11 @@ func Ring(ctx context.Context, e *Env) (err error) {
 			err = errors.Join(err, w())
 		}
 	}()
-	for _, link := range [][2]string{{"1", "2"}, {"3", "1"}} {
+	links := [][2]string{{"1", "2"}, {"2", "3"}, {"3", "1"}}
+	if mixed {
+		links = [][2]string{{"1", "2"}, {"3", "1"}}
+	}
+	for _, link := range links {
 		ln, err := listen()
 		if err != nil {
 			return err
@@ -237,6 +246,9 @@ func Ring(ctx context.Context, e *Env) (err error) {
 			return err
 		}
 		waits = append(waits, s.Wait)
+	}
+	if !mixed {
+		return e.runScript(ctx, "chain_client.py")
 	}
 	path, err := e.script("chain_server.py")
 	if err != nil {

@@ -95,6 +95,17 @@ func TestRing(t *testing.T) {
 	}
 }
 
+// The cookbook's chain client, unchanged, on a ring of Go servers.
+func TestGoRing(t *testing.T) {
+	e, out := env(t)
+	if err := interop.GoRing(ctx(t), e); err != nil {
+		t.Fatal(err, out("python_client"))
+	}
+	check(t, "python_client", out("python_client"), []string{
+		"Result=['passed on from 1', 'passed on from 2', 'passed on from 3', 'complete at 1']",
+	})
+}
+
 // A Go client calls Pyro's own echo server through PYRONAME.
 func TestEcho(t *testing.T) {
 	e, out := env(t)
