@@ -3,13 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
 	"time"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 
-	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/gpu"
 	"github.com/gopyro/gopyro/gpu/cpu"
 )
@@ -20,19 +18,11 @@ import (
 // loop's memory bandwidth, transfers against gopyro's 16 MiB echo, and a
 // tiny operation against a small gopyro call.
 func GPU(ctx context.Context, d time.Duration) ([]ClassicResult, error) {
-	dm, err := daemon.New()
+	dm, stop, err := serveDaemon(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- dm.Serve(sctx, ln) }()
-	defer func() { stop(); <-errc }()
-	<-dm.Ready()
+	defer stop()
 	s, err := gpu.NewService(ctx, cpu.New(), gpu.Config{})
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"embed"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,19 +45,11 @@ func Pyro(ctx context.Context, python string, d time.Duration, runs int) ([]Clas
 	}
 
 	// The gopyro daemon.
-	dm, err := daemon.New()
+	dm, stop, err := serveDaemon(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- dm.Serve(sctx, ln) }()
-	defer func() { stop(); <-errc }()
-	<-dm.Ready()
+	defer stop()
 	gu, err := dm.Register(pyroEcho{}, daemon.WithID("bench"))
 	if err != nil {
 		return nil, err

@@ -106,3 +106,20 @@ func (c gopyroClient) Echo(ctx context.Context, b []byte) ([]byte, error) {
 }
 func (c gopyroClient) Oneway(ctx context.Context, b []byte) error { return c.p.Oneway(ctx, "Note", b) }
 func (c gopyroClient) Close() error                               { return c.p.Close() }
+
+// serveDaemon serves a new daemon on 127.0.0.1 until stop is called.
+func serveDaemon(ctx context.Context) (d *daemon.Daemon, stop func(), err error) {
+	d, err = daemon.New()
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := listen()
+	if err != nil {
+		return nil, nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- d.Serve(sctx, ln) }()
+	<-d.Ready()
+	return d, func() { cancel(); <-errc }, nil
+}

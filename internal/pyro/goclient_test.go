@@ -19,13 +19,7 @@ import (
 // "5") and returns the URI of its object "thing".
 func pythonServer(t *testing.T, proto string, args ...string) string {
 	t.Helper()
-	var path []string
-	module := "Pyro4, msgpack"
-	if proto == "5" {
-		path = []string{pyro5Path(t)}
-		module = "Pyro5.api, msgpack"
-	}
-	py := python(t, module, path...)
+	py, path := pyroPython(t, proto)
 	t.Setenv("PYTHONPATH", strings.Join(path, ":"))
 	p := testutil.Start(t, nil, py[0], append([]string{"testdata/server.py", proto}, args...)...)
 	line := p.Stdout.Wait(t, testutil.Prefix("uri "))

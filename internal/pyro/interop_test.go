@@ -39,6 +39,18 @@ func python(t *testing.T, module string, path ...string) []string {
 	return nil
 }
 
+// pyroPython returns a Python 3 with Pyro protocol proto ("4" or "5") and
+// msgpack, and the PYTHONPATH entries it needs; or skips saying why.
+func pyroPython(t *testing.T, proto string) (py []string, path []string) {
+	t.Helper()
+	module := "Pyro4, msgpack"
+	if proto == "5" {
+		path = []string{pyro5Path(t)}
+		module = "Pyro5.api, msgpack"
+	}
+	return python(t, module, path...), path
+}
+
 // pyro5Path finds Pyro5's source (the directory holding the Pyro5 package:
 // ../shared/thirdparty beside the repository, or $GOPYRO_PYRO5).
 func pyro5Path(t *testing.T) string {
@@ -222,13 +234,7 @@ func TestPythonClients(t *testing.T) {
 	for _, proto := range []string{"4", "5"} {
 		for _, ser := range []string{"serpent", "json", "marshal", "msgpack"} {
 			t.Run("Pyro"+proto+"/"+ser, func(t *testing.T) {
-				var path []string
-				module := "Pyro4, msgpack"
-				if proto == "5" {
-					path = []string{pyro5Path(t)}
-					module = "Pyro5.api, msgpack"
-				}
-				py := python(t, module, path...)
+				py, path := pyroPython(t, proto)
 				u, nsPort, d := serve(t)
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
