@@ -90,8 +90,9 @@ type Daemon struct {
 
 	refusing sync.WaitGroup // goroutines telling refused connections why
 
-	pyroMu    sync.Mutex
-	pyroConns map[*pyroConn]struct{} // Python clients' connections, for watchPyro; guarded by pyroMu
+	pyroMu       sync.Mutex
+	pyroConns    map[*pyroConn]struct{} // Python clients' connections, for watchPyro; guarded by pyroMu
+	pyroScanning bool                   // watchPyro runs; guarded by pyroMu
 
 	budget *wire.Budget // bytes of requests and replies in flight
 

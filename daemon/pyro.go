@@ -244,7 +244,8 @@ func (d *Daemon) addPyroConn(pc *pyroConn) {
 		d.pyroConns = map[*pyroConn]struct{}{}
 	}
 	d.pyroConns[pc] = struct{}{}
-	if len(d.pyroConns) == 1 {
+	if !d.pyroScanning {
+		d.pyroScanning = true
 		go d.watchPyro()
 	}
 }
@@ -263,10 +264,14 @@ func (d *Daemon) watchPyro() {
 	for {
 		select {
 		case <-d.ctx.Done():
+			d.pyroMu.Lock()
+			d.pyroScanning = false
+			d.pyroMu.Unlock()
 			return
 		case now := <-t.C:
 			d.pyroMu.Lock()
 			if len(d.pyroConns) == 0 {
+				d.pyroScanning = false
 				d.pyroMu.Unlock()
 				return
 			}

@@ -57,5 +57,6 @@ func (p *Proxy) knownMethod(name string) (known, ok bool) {
 	if p.metadata == nil {
 		return false, true
 	}
-	return true, slices.Contains(p.metadata.Methods, name)
+	// A Python object's methods go by their Python names (Process is process).
+	return true, slices.ContainsFunc(pythonNames(name), func(n string) bool { return slices.Contains(p.metadata.Methods, n) })
 }

@@ -319,16 +319,22 @@ func (c *pyroClient) method(name string) string {
 	md, _ := c.meta.Get("methods")
 	methods := pyro.Natural(c.proto, md)
 	list, _ := methods.([]any)
-	if len(list) == 0 || slices.Contains(list, any(name)) {
+	if len(list) == 0 {
 		return name
 	}
-	r, size := utf8.DecodeRuneInString(name)
-	for _, alt := range []string{string(unicode.ToLower(r)) + name[size:], pyro.SnakeCase(name)} {
+	for _, alt := range pythonNames(name) {
 		if slices.Contains(list, any(alt)) {
 			return alt
 		}
 	}
 	return name
+}
+
+// pythonNames are the names a Python method called name in Go code may
+// have: name itself, lowerCamel and snake_case.
+func pythonNames(name string) []string {
+	r, size := utf8.DecodeRuneInString(name)
+	return []string{name, string(unicode.ToLower(r)) + name[size:], pyro.SnakeCase(name)}
 }
 
 // args converts a call's Go arguments to Python values.

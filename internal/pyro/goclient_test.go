@@ -248,6 +248,18 @@ func testGoClient(t *testing.T, proto, uri, ser string) {
 		t.Errorf("metadata = %+v, %v", md, err)
 	}
 
+	// A typed stub, checked against the Python metadata by Go names.
+	var stub struct {
+		Describe func(ctx context.Context, x any) (string, error)
+		Add      func(ctx context.Context, a, b int) (int, error)
+	}
+	if err := p.Bind(&stub); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := stub.Add(ctx, 40, 2); err != nil || got != 42 {
+		t.Errorf("stub.Add = %d, %v", got, err)
+	}
+
 	// A timeout ends the call and its connection; the next call redials.
 	tctx, tcancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	_, err = p.Call(tctx, "slow", 5)
