@@ -101,7 +101,7 @@ func (p *Proxy) do(ctx context.Context, r request) (reply, error) {
 		}
 	}
 	var err error
-	learned := false
+	learned, resent := false, false
 	for attempt := 0; attempt <= p.cfg.retries; attempt++ {
 		var rep reply
 		rep, err = p.send(ctx, r)
@@ -109,6 +109,14 @@ func (p *Proxy) do(ctx context.Context, r request) (reply, error) {
 			// A Python daemon refused the request without running it:
 			// send it again in its protocol (not a retry).
 			learned = true
+			attempt--
+			continue
+		}
+		if _, notSent := errors.AsType[*wire.NotSentError](err); notSent && !resent && ctx.Err() == nil {
+			// The connection had ended (the daemon stopped or restarted)
+			// before the request went out: send it on a new one, to a
+			// name resolved again (not a retry: nothing ran).
+			resent = true
 			attempt--
 			continue
 		}

@@ -136,8 +136,24 @@ func (p *Proxy) errClosed() error {
 	return &gopyro.Error{Code: gopyro.CodeClosed, Op: "call", URI: p.uri.String(), Message: "proxy is closed"}
 }
 
-// conn returns a live connection, dialling if there is none.
+// conn returns a live connection, dialling if there is none. A name
+// resolved earlier whose address no longer answers is resolved again,
+// once: its object may have moved.
 func (p *Proxy) conn(ctx context.Context) (link, gopyro.URI, error) {
+	p.mu.Lock()
+	cached := !p.target.IsZero() && p.uri.Scheme != gopyro.SchemePyro
+	p.mu.Unlock()
+	ln, t, err := p.conn1(ctx)
+	if err != nil && cached && gopyro.CodeOf(err) == gopyro.CodeCommunication && ctx.Err() == nil {
+		var dialErr *net.OpError
+		if errors.As(err, &dialErr) && dialErr.Op == "dial" {
+			return p.conn1(ctx) // the failed dial forgot the target
+		}
+	}
+	return ln, t, err
+}
+
+func (p *Proxy) conn1(ctx context.Context) (link, gopyro.URI, error) {
 	t, err := p.resolve(ctx)
 	if err != nil {
 		return link{}, t, err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gopyro/gopyro"
@@ -44,9 +45,13 @@ type DialOptions struct {
 // reads each reply into one buffer, and matches replies to callers by
 // sequence number. It is safe for concurrent use.
 type Client struct {
-	gc       *GuardConn
-	seq      atomic.Uint64
-	answered atomic.Bool // a reply frame arrived: the peer is a gopyro daemon
+	gc        *GuardConn
+	raw       syscall.RawConn  // the socket, to see that the peer closed it; nil if none
+	peek      func(fd uintptr) // made once: sets peeked; called with mu held
+	peeked    bool             // guarded by mu
+	lastReply time.Time        // when the last reply arrived; guarded by mu
+	seq       atomic.Uint64
+	answered  atomic.Bool // a reply frame arrived: the peer is a gopyro daemon
 
 	mu      sync.Mutex
 	pending map[uint64]chan<- Reply // guarded by mu
@@ -125,6 +130,18 @@ func Dial(ctx context.Context, network, address string, o DialOptions) (net.Conn
 func NewClient(conn net.Conn, maxFrame int64) *Client {
 	c := &Client{pending: map[uint64]chan<- Reply{}}
 	c.gc = NewGuardConn(conn, maxFrame, nil)
+	under := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		under = tc.NetConn()
+	}
+	if sc, ok := under.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+		c.peek = func(fd uintptr) {
+			var b [1]byte
+			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			c.peeked = (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN && err != syscall.EINTR)
+		}
+	}
 	c.seq.Store(SeqBase)
 	go c.read()
 	return c
@@ -141,10 +158,17 @@ func (c *Client) Send(ctx context.Context, r Call) (Reply, error) {
 		ch = make(chan Reply, 1)
 	}
 	c.mu.Lock()
+	if c.err == nil && len(c.pending) == 0 && time.Since(c.lastReply) > idleCheck && c.peerClosed() {
+		// The daemon closed the connection (it stopped or restarted),
+		// and the reader has not seen it yet.
+		c.mu.Unlock()
+		c.fail(io.EOF)
+		c.mu.Lock()
+	}
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return Reply{}, err
+		return Reply{}, &NotSentError{Err: err}
 	}
 	if ch != nil {
 		c.pending[seq] = ch
@@ -217,6 +241,31 @@ func (c *Client) closedErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
+}
+
+// NotSentError is the error of a request that was not sent because the
+// connection had already ended: it can safely be sent again on another.
+type NotSentError struct{ Err error }
+
+func (e *NotSentError) Error() string { return "request not sent: " + e.Err.Error() }
+func (e *NotSentError) Unwrap() error { return e.Err }
+
+// idleCheck is how long a connection must have been quiet before a
+// request checks that the daemon has not closed it: calls back to back
+// skip the system call.
+const idleCheck = 20 * time.Microsecond
+
+// peerClosed reports, without blocking or consuming anything, that the
+// peer's end of the connection is closed: the end of file is waiting to
+// be read. Only idle connections are checked (no request in flight), so
+// a reply being read is never mistaken for it. Called with c.mu held.
+func (c *Client) peerClosed() bool {
+	if c.raw == nil {
+		return false
+	}
+	c.peeked = false
+	_ = c.raw.Control(c.peek)
+	return c.peeked
 }
 
 // Answered reports that a reply arrived on the connection: the peer is a
@@ -295,6 +344,7 @@ func (c *Client) read() {
 		c.mu.Lock()
 		ch, ok := c.pending[seq]
 		delete(c.pending, seq)
+		c.lastReply = time.Now()
 		c.mu.Unlock()
 		if ok {
 			ch <- rep

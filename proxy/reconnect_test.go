@@ -1,0 +1,83 @@
+package proxy_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gopyro/gopyro/daemon"
+	"github.com/gopyro/gopyro/internal/testutil"
+	"github.com/gopyro/gopyro/nameserver/nstest"
+	"github.com/gopyro/gopyro/proxy"
+)
+
+type greeter struct{ name string }
+
+func (g greeter) Who() string { return g.name }
+
+// serveAt serves a greeter called name as object "g" on addr ("127.0.0.1:0"
+// for any port) until the returned daemon is closed.
+func serveAt(t *testing.T, addr, name string) (*daemon.Daemon, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testutil.ServeOn(t, ln)
+	if _, err := d.Register(greeter{name}, daemon.WithID("g")); err != nil {
+		t.Fatal(err)
+	}
+	return d, ln.Addr().String()
+}
+
+// The first call after the daemon restarted on the same address goes
+// through: the dead connection is noticed before anything is sent.
+func TestFirstCallAfterRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	d1, addr := serveAt(t, "127.0.0.1:0", "one")
+	p, err := proxy.New("PYRO:g@" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if got, err := proxy.Call[string](ctx, p, "Who"); err != nil || got != "one" {
+		t.Fatalf("before: %q, %v", got, err)
+	}
+	_ = d1.Close()
+	serveAt(t, addr, "two")
+	if got, err := proxy.Call[string](ctx, p, "Who"); err != nil || got != "two" {
+		t.Fatalf("first call after the restart: %q, %v", got, err)
+	}
+}
+
+// The first call after a PYRONAME target moved to another address goes
+// through: the name is resolved again when the old address is gone.
+func TestFirstCallAfterMove(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ns := nstest.Start(t)
+	d1, _ := serveAt(t, "127.0.0.1:0", "one")
+	u1, _ := d1.URI("g")
+	if err := ns.Register(ctx, "test.mover", u1); err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New("PYRONAME:test.mover", proxy.WithResolver(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if got, err := proxy.Call[string](ctx, p, "Who"); err != nil || got != "one" {
+		t.Fatalf("before: %q, %v", got, err)
+	}
+	_ = d1.Close()
+	d2, _ := serveAt(t, "127.0.0.1:0", "two")
+	u2, _ := d2.URI("g")
+	if err := ns.Register(ctx, "test.mover", u2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := proxy.Call[string](ctx, p, "Who"); err != nil || got != "two" {
+		t.Fatalf("first call after the move: %q, %v", got, err)
+	}
+}
