@@ -112,8 +112,17 @@ func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
 		return c, nil
 	}
 	c.Close()
+	switch gopyro.CodeOf(perr) {
+	case gopyro.CodeSecurity:
+		// It answered, and refused: say so, not that nobody answered.
+		return nil, &gopyro.Error{Code: gopyro.CodeSecurity, Op: "locate", URI: target.String(),
+			Message: "the name server refused this client's token (give the name server's: --token, or GOPYRO_TOKEN)", Err: perr}
+	case gopyro.CodeTimeout, gopyro.CodeCanceled:
+		return nil, &gopyro.Error{Code: gopyro.CodeOf(perr), Op: "locate", URI: target.String(),
+			Message: "the name server did not answer in time", Err: perr}
+	}
 	if cfg.addr != "" || !cfg.mdns {
-		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "locate", URI: target.String(),
+		return nil, &gopyro.Error{Code: gopyro.CodeCommunication, Op: "locate", URI: target.String(),
 			Message: "no name server answered (start one with: gopyro ns)", Err: perr}
 	}
 	timeout := cfg.mdnsTimeout
@@ -124,7 +133,7 @@ func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
 	defer cancel()
 	u, err := Discover(dctx)
 	if err != nil {
-		return nil, &gopyro.Error{Code: gopyro.CodeNotFound, Op: "locate", URI: target.String(),
+		return nil, &gopyro.Error{Code: gopyro.CodeCommunication, Op: "locate", URI: target.String(),
 			Message: "no name server answered, and none was found over mDNS", Err: errors.Join(perr, err)}
 	}
 	return NewClient(u.String(), cfg.proxyOpts...)

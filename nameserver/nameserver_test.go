@@ -335,7 +335,8 @@ func TestLocate(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	if _, err := Locate(t.Context(), At(addr)); !errors.Is(err, gopyro.ErrNotFound) {
+	// Nobody answering is not "not found" (issue 15, item 25).
+	if _, err := Locate(t.Context(), At(addr)); !errors.Is(err, gopyro.ErrCommunication) {
 		t.Fatalf("Locate nowhere: %v", err)
 	}
 }

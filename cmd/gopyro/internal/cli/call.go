@@ -107,7 +107,7 @@ Examples:
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultCallTimeout, "give up after this long, streams included (0: no limit)")
 	cmd.Flags().StringVar(&ns, "ns", "", "name server HOST:PORT for PYRONAME/PYROMETA URIs (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
-	cmd.Flags().StringVar(&token, "token", "", "shared secret the daemon requires, if any")
+	tokenFlag(cmd.Flags(), &token, "shared secret the daemon (and the name server) require, if any")
 	cmd.Flags().BoolVar(&stream, "stream", false, "the method returns a stream: print its items, one a line")
 	return cmd
 }

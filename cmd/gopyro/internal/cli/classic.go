@@ -107,7 +107,7 @@ Examples:
 	f := cmd.Flags()
 	f.StringVar(&host, "host", "127.0.0.1", "address to bind (anything but loopback needs --allow-remote and --token or TLS)")
 	f.IntVarP(&port, "port", "p", classic.DefaultPort, "port to bind (0: any free port)")
-	f.StringVar(&token, "token", "", "shared secret clients must present")
+	tokenFlag(f, &token, "shared secret clients must present")
 	f.StringVar(&certFile, "tls-cert", "", "TLS certificate file (PEM); with --tls-key the server speaks TLS")
 	f.StringVar(&keyFile, "tls-key", "", "TLS private key file (PEM)")
 	f.BoolVar(&allowRemote, "allow-remote", false, "allow binding a non-loopback address (needs --token or TLS)")
@@ -182,7 +182,7 @@ type classicClient struct {
 func (cc *classicClient) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&cc.addr, "addr", "127.0.0.1:"+strconv.Itoa(classic.DefaultPort), "the classic server, HOST[:PORT]")
-	f.StringVar(&cc.token, "token", "", "shared secret the server requires")
+	tokenFlag(f, &cc.token, "shared secret the server requires")
 	f.StringVar(&cc.caFile, "tls-ca", "", "speak TLS, trusting the server certificates in this PEM file")
 	f.DurationVar(&cc.timeout, "timeout", 0, "bound on the whole command (0: none)")
 }

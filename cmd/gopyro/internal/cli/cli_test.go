@@ -554,3 +554,54 @@ e.shutdown()
 		t.Errorf("after exit the name is still registered: %v", err)
 	}
 }
+
+// startServer runs a server command in-process until the test ends and
+// returns the URI it prints first.
+func startServer(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out testutil.Lines
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, args, nil, &out, io.Discard) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return out.Wait(t, testutil.Prefix("PYRO:"))
+}
+
+// Every command that talks to a server takes --token, or $GOPYRO_TOKEN;
+// a refusal is reported as one, not as "no name server answered" (issue
+// 15, items 1 and 25).
+func TestTokenEverywhere(t *testing.T) {
+	nsURI := startServer(t, "ns", "--memory", "--port", "0", "--token", "s3")
+	addr := strings.TrimPrefix(nsURI, "PYRO:Pyro.NameServer@")
+	_, _, err := run(t, "nsc", "--ns", addr, "list")
+	if !errors.Is(err, gopyro.ErrSecurity) || !strings.Contains(err.Error(), "refused this client's token") || ExitCode(err) != 1 {
+		t.Fatalf("nsc without the token: %v (exit %d)", err, ExitCode(err))
+	}
+	if out, _, err := run(t, "nsc", "--ns", addr, "--token", "s3", "list"); err != nil || !strings.Contains(out, "Pyro.NameServer") {
+		t.Fatalf("nsc --token: %q, %v", out, err)
+	}
+	t.Setenv("GOPYRO_TOKEN", "s3")
+	if out, _, err := run(t, "nsc", "--ns", addr, "list"); err != nil || !strings.Contains(out, "Pyro.NameServer") {
+		t.Fatalf("nsc with GOPYRO_TOKEN: %q, %v", out, err)
+	}
+	// echo takes it from the environment too, and so does call.
+	uri := startServer(t, "echo")
+	if out, _, err := run(t, "call", uri, "echo", "1"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("call with GOPYRO_TOKEN: %q, %v", out, err)
+	}
+	if _, _, err := run(t, "call", "--token", "wrong", uri, "echo", "1"); !errors.Is(err, gopyro.ErrSecurity) {
+		t.Fatalf("call with a wrong token: %v", err)
+	}
+	// The help names the variable, never its value.
+	t.Setenv("GOPYRO_TOKEN", "topsecret")
+	if out, _, _ := run(t, "nsc", "--help"); !strings.Contains(out, "$GOPYRO_TOKEN") || strings.Contains(out, "topsecret") {
+		t.Fatalf("help:\n%s", out)
+	}
+	// A name server that is not there is unreachable, not "not found".
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	nowhere := ln.Addr().String()
+	ln.Close()
+	if _, _, err := run(t, "nsc", "--ns", nowhere, "list"); !errors.Is(err, gopyro.ErrCommunication) || !strings.Contains(err.Error(), "no name server answered") {
+		t.Fatalf("nsc nowhere: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -36,4 +37,14 @@ func daemonFlags(f *pflag.FlagSet) func() []daemon.Option {
 			daemon.WithMaxConns(maxConns), daemon.WithMaxInFlight(maxInFlight), daemon.WithMaxConnInFlight(connInFlight),
 			daemon.WithMaxBytesInFlight(budget), daemon.WithDropOneway(dropOneway)}
 	}
+}
+
+// envToken is the environment variable every --token defaults to.
+const envToken = "GOPYRO_TOKEN"
+
+// tokenFlag defines --token, defaulting to $GOPYRO_TOKEN. The help shows
+// the variable's name, never its value.
+func tokenFlag(f *pflag.FlagSet, p *string, usage string) {
+	f.StringVar(p, "token", "", usage+" (default: $"+envToken+")")
+	*p = os.Getenv(envToken)
 }

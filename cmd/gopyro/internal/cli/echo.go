@@ -114,7 +114,7 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 	f.BoolVarP(&verbose, "verbose", "v", false, "print each call (Python clients set the verbose attribute)")
 	f.BoolVarP(&naming, "naming", "n", false, "register as "+echoserver.ID+" in the name server (removed on exit)")
 	f.StringVar(&nsAddr, "ns", "", "name server HOST:PORT for --naming (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
-	f.StringVar(&token, "token", "", "shared secret callers must present (Pyro4's HMAC key, Pyro5's handshake); also for the name server")
+	tokenFlag(f, &token, "shared secret callers must present (Pyro4's HMAC key, Pyro5's handshake); also for the name server")
 	daemonOpts = daemonFlags(cmd.Flags())
 	return cmd
 }

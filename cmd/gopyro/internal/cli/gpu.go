@@ -147,7 +147,7 @@ Examples:
 	f.BoolVar(&noNS, "no-ns", false, "do not register with a name server")
 	f.StringVar(&host, "host", "127.0.0.1", "address to bind")
 	f.IntVarP(&port, "port", "p", 0, "port to bind (0: any free port)")
-	f.StringVar(&token, "token", "", "shared secret clients (and the name server) must present")
+	tokenFlag(f, &token, "shared secret clients (and the name server) must present")
 	f.StringVar(&maxMem, "max-memory", "", "bound on all arrays together, e.g. 8GiB (default: half the device's memory)")
 	f.StringVar(&sessMem, "session-memory", "", "bound on one session's arrays (default: --max-memory)")
 	f.StringVar(&maxArray, "max-array", "", "bound on one array (default: --session-memory)")

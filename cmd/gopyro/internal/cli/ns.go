@@ -13,6 +13,7 @@ import (
 	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/nameserver"
+	"github.com/gopyro/gopyro/proxy"
 	"github.com/spf13/cobra"
 )
 
@@ -89,7 +90,7 @@ name server or not writable is an error, never an empty start.`,
 	f.BoolVar(&memory, "memory", false, "keep registrations in memory only")
 	f.BoolVar(&mdns, "mdns", false, "advertise the name server over mDNS (multicast on the local network)")
 	f.DurationVar(&autoclean, "autoclean", 0, "remove registrations whose daemon has been unreachable this long (0: never)")
-	f.StringVar(&token, "token", "", "shared secret callers must present")
+	tokenFlag(f, &token, "shared secret callers must present")
 	daemonOpts = daemonFlags(f)
 	return cmd
 }
@@ -113,12 +114,14 @@ Output is for people; --json prints JSON for scripts.`,
 	pf.BoolVar(&asJSON, "json", false, "print JSON")
 	pf.DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
 	pf.BoolVar(&mdns, "mdns", false, "look for the name server over mDNS if it is not found otherwise")
+	var token string
+	tokenFlag(pf, &token, "shared secret the name server requires, if any")
 
 	// with runs fn with a located client.
 	with := func(cmd *cobra.Command, fn func(ctx context.Context, c *nameserver.Client) (any, string, error)) error {
 		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 		defer cancel()
-		var opts []nameserver.LocateOption
+		opts := []nameserver.LocateOption{nameserver.WithProxyOptions(proxy.WithToken(token))}
 		if nsAddr != "" {
 			opts = append(opts, nameserver.At(nsAddr))
 		}
