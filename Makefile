@@ -12,7 +12,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## Build the gopyro binary into bin/
-	$(GO) build -o $(BIN)/gopyro ./cmd/gopyro
+	$(GO) build -buildvcs=auto -o $(BIN)/gopyro ./cmd/gopyro
 
 test: test-race test-bench ## Run every test with the race detector, and each benchmark once
 

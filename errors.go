@@ -134,7 +134,7 @@ func (e *Error) Error() string {
 	add(" ", e.URI)
 	add(": ", e.Code.String())
 	if e.Remote {
-		add(": ", "remote "+e.RemoteType)
+		add(": ", strings.TrimSpace("remote "+e.RemoteType)) // no "remote :" for an error without a type
 	} else {
 		add(": ", e.RemoteType)
 	}

@@ -150,3 +150,16 @@ func TestNamesCannotDisguise(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A remote error without a type reads "remote: message", not "remote :
+// message" (issue 15, item 7).
+func TestErrorTextWithoutType(t *testing.T) {
+	e := &gopyro.Error{Code: gopyro.CodeNotFound, Remote: true, Message: "unknown name: nosuch"}
+	if got, want := e.Error(), "not found: remote: unknown name: nosuch"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+	e.RemoteType = "nameserver.Unknown"
+	if got, want := e.Error(), "not found: remote nameserver.Unknown: unknown name: nosuch"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+}

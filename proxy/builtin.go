@@ -57,6 +57,10 @@ func (p *Proxy) knownMethod(name string) (known, ok bool) {
 	if p.metadata == nil {
 		return false, true
 	}
-	// A Python object's methods go by their Python names (Process is process).
-	return true, slices.ContainsFunc(pythonNames(name), func(n string) bool { return slices.Contains(p.metadata.Methods, n) })
+	// A daemon answers to a Go method's lowerCamel and snake_case names
+	// too (who, get_id); a Python object's methods go by their Python
+	// names (Process is process).
+	return true, slices.ContainsFunc(p.metadata.Methods, func(m string) bool {
+		return slices.Contains(pythonNames(m), name) || slices.Contains(pythonNames(name), m)
+	})
 }

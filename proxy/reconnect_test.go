@@ -81,3 +81,32 @@ func TestFirstCallAfterMove(t *testing.T) {
 		t.Fatalf("first call after the move: %q, %v", got, err)
 	}
 }
+
+// Bind accepts the names the daemon answers to, once the proxy knows the
+// metadata (issue 15, item 20).
+func TestBindAliasAfterMetadata(t *testing.T) {
+	_, addr := serveAt(t, "127.0.0.1:0", "one")
+	p, err := proxy.New("PYRO:g@" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Metadata(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var stub struct {
+		Name func(ctx context.Context) (string, error) `pyro:"who"`
+	}
+	if err := p.Bind(&stub); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := stub.Name(t.Context()); err != nil || got != "one" {
+		t.Fatalf("who = %q, %v", got, err)
+	}
+	var bad struct {
+		Nope func(ctx context.Context) error
+	}
+	if err := p.Bind(&bad); err == nil {
+		t.Fatal("Bind accepted a method the object does not have")
+	}
+}

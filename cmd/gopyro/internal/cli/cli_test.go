@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -203,6 +204,7 @@ func TestProcesses(t *testing.T) {
 
 var (
 	buildOnce sync.Once
+	binDir    string // removed by TestMain
 	binPath   string
 	buildErr  error
 )
@@ -217,7 +219,8 @@ func buildBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "gopyro")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/gopyro/gopyro/cmd/gopyro").CombinedOutput()
+		binDir = dir
+		out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binPath, "github.com/gopyro/gopyro/cmd/gopyro").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build: %v\n%s", err, out)
 		}
@@ -603,5 +606,27 @@ func TestTokenEverywhere(t *testing.T) {
 	ln.Close()
 	if _, _, err := run(t, "nsc", "--ns", nowhere, "list"); !errors.Is(err, gopyro.ErrCommunication) || !strings.Contains(err.Error(), "no name server answered") {
 		t.Fatalf("nsc nowhere: %v", err)
+	}
+}
+
+// gopyro version names the module version, the commit and the Go version
+// (issue 15, item 19).
+func TestVersionBuildInfo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	out, err := exec.Command(buildBinary(t), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "gopyro ") || !strings.Contains(string(out), runtime.Version()) {
+		t.Fatalf("version = %q", out)
+	}
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("no git here to compare the commit with: %v", err)
+	}
+	if want := "commit " + strings.TrimSpace(string(rev))[:12]; !strings.Contains(string(out), want) {
+		t.Fatalf("version = %q, want it to hold %q", out, want)
 	}
 }

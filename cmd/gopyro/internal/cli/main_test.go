@@ -12,5 +12,10 @@ func TestMain(m *testing.M) {
 		gpuHolder(uri)
 		return
 	}
-	goleak.VerifyTestMain(m)
+	// The binary buildBinary made goes with the test run.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
+		if binDir != "" {
+			_ = os.RemoveAll(binDir)
+		}
+	}))
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -68,15 +69,47 @@ func versionCmd(e *env) *cobra.Command {
 		Use:   "version",
 		Short: "Print the gopyro version",
 		Args:  cobra.NoArgs,
+		Long: `Print the gopyro version: the module version (set with -ldflags, or the
+one the go command stamps from the VCS), the commit it was built from
+("-dirty" when the tree had changes) and the Go version.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := Version
-			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			_, err := io.WriteString(e.stdout, "gopyro "+v+"\n")
+			_, err := io.WriteString(e.stdout, "gopyro "+versionString()+"\n")
 			return err
 		},
 	}
+}
+
+// versionString is Version, completed from the build information.
+func versionString() string {
+	v := Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var extra []string
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if modified == "true" {
+			rev += "-dirty"
+		}
+		extra = append(extra, "commit "+rev)
+	}
+	extra = append(extra, bi.GoVersion)
+	return v + " (" + strings.Join(extra, ", ") + ")"
 }
 
 func exactArgs(n int) cobra.PositionalArgs {
