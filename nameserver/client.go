@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gopyro/gopyro"
@@ -91,12 +92,10 @@ func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
 	}
 	var target gopyro.URI
 	if cfg.addr != "" {
-		host, port, err := net.SplitHostPort(cfg.addr)
-		n, perr := strconv.Atoi(port)
-		if err != nil || perr != nil {
-			return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "locate", Message: fmt.Sprintf("name server address %q: want host:port", cfg.addr)}
+		var err error
+		if target, err = ParseAddress(cfg.addr); err != nil {
+			return nil, err
 		}
-		target = gopyro.NewPyroURI(gopyro.NameServerID, host, n)
 	} else {
 		if err := proxy.NSEnvError(); err != nil {
 			return nil, err
@@ -137,6 +136,42 @@ func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
 			Message: "no name server answered, and none was found over mDNS", Err: errors.Join(perr, err)}
 	}
 	return NewClient(u.String(), cfg.proxyOpts...)
+}
+
+// ParseAddress reads a name server's address as a person writes it: HOST:PORT,
+// :PORT (127.0.0.1), HOST (port 9090), or the URI gopyro ns prints
+// (PYRO:Pyro.NameServer@HOST:PORT).
+func ParseAddress(addr string) (gopyro.URI, error) {
+	bad := func(why string) (gopyro.URI, error) {
+		return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "locate",
+			Message: fmt.Sprintf("name server address %q: %s (want HOST:PORT, :PORT, HOST or PYRO:Pyro.NameServer@HOST:PORT)", addr, why)}
+	}
+	if strings.HasPrefix(strings.ToUpper(addr), "PYRO") {
+		u, err := gopyro.Parse(addr)
+		if err != nil {
+			return bad(err.Error())
+		}
+		if u.Scheme != gopyro.SchemePyro || u.Object != gopyro.NameServerID || u.Host == "" {
+			return bad("not a name server's PYRO URI with a location")
+		}
+		return u, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		// No port: the host alone, on the name server's port.
+		if strings.Contains(addr, ":") && !strings.HasPrefix(addr, "[") {
+			return bad(err.Error())
+		}
+		host, port = strings.Trim(addr, "[]"), strconv.Itoa(gopyro.NameServerPort)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return bad("the port must be a number from 1 to 65535")
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return gopyro.NewPyroURI(gopyro.NameServerID, host, n), nil
 }
 
 // NSEnvAddress returns the name server address from GOPYRO_NS_HOST and
@@ -224,6 +259,10 @@ func nonNil(s []string) []string {
 func (c *Client) Remove(ctx context.Context, name string) (bool, error) {
 	if name == "" {
 		return false, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "remove", Message: "empty name"}
+	}
+	if name == gopyro.NameServerID {
+		return false, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "remove", URI: name,
+			Message: "the name server's own registration is never removed"}
 	}
 	n, err := proxy.Call[int](ctx, c.p, wire.NSRemove, name, "", "")
 	return n > 0, err

@@ -156,8 +156,13 @@ func TestSemantics(t *testing.T) {
 	if n, err := c.RemoveRegex(ctx, ".*"); err != nil || n != 3 {
 		t.Fatalf("Remove regex = %d %v", n, err)
 	}
-	if n, err := c.Remove(ctx, gopyro.NameServerID); err != nil || n {
+	// Removing the name server's own name is refused, saying why (issue
+	// 15, item 13); the server never removes it either.
+	if n, err := c.Remove(ctx, gopyro.NameServerID); !errors.Is(err, gopyro.ErrInvalid) || n {
 		t.Fatalf("Remove self = %v %v", n, err)
+	}
+	if n, err := proxy.Call[int](ctx, c.p, wire.NSRemove, gopyro.NameServerID, "", ""); err != nil || n != 0 {
+		t.Fatalf("NSRemove self = %v %v", n, err)
 	}
 	if u, err := c.Lookup(ctx, gopyro.NameServerID); err != nil || u.Object != gopyro.NameServerID {
 		t.Fatalf("the name server lost itself: %v %v", u, err)
@@ -394,5 +399,26 @@ func TestMDNSDiscovery(t *testing.T) {
 	defer c.Close()
 	if c.URI().String() != s.URI().String() {
 		t.Fatalf("Locate found %v", c.URI())
+	}
+}
+
+// Locate takes the address forms people write (issue 15, items 17, 27).
+func TestNSAddressForms(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"127.0.0.1:9091", "PYRO:Pyro.NameServer@127.0.0.1:9091"},
+		{":9091", "PYRO:Pyro.NameServer@127.0.0.1:9091"},
+		{"localhost", "PYRO:Pyro.NameServer@localhost:9090"},
+		{"[::1]", "PYRO:Pyro.NameServer@[::1]:9090"},
+		{"PYRO:Pyro.NameServer@10.0.0.1:9999", "PYRO:Pyro.NameServer@10.0.0.1:9999"},
+	} {
+		u, err := ParseAddress(c.in)
+		if err != nil || u.String() != c.want {
+			t.Errorf("ParseAddress(%q) = %v, %v; want %s", c.in, u, err, c.want)
+		}
+	}
+	for _, in := range []string{"host:port", "127.0.0.1:70000", "PYRO:obj@h:1", "PYRONAME:x", "a:b:c"} {
+		if _, err := ParseAddress(in); !errors.Is(err, gopyro.ErrInvalid) || !strings.Contains(err.Error(), "want HOST:PORT") {
+			t.Errorf("ParseAddress(%q): %v", in, err)
+		}
 	}
 }

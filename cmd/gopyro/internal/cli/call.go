@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gopyro/gopyro"
+	"github.com/gopyro/gopyro/nameserver"
 	"github.com/gopyro/gopyro/proxy"
 	"github.com/spf13/cobra"
 )
@@ -33,9 +32,12 @@ none as nothing). With --stream the method must return a stream (iter.Seq
 or a channel): its items are printed as they arrive, one JSON value a line.
 A remote or transport error is printed on stderr and the exit status is 1.
 
+Flags go before URI: everything after it is the method and its arguments,
+so negative numbers need no "--" (gopyro call URI slow -1).
+
 Examples:
   gopyro call PYRO:test.echoserver@127.0.0.1:40123 echo '"hi"'
-  gopyro call --ns 127.0.0.1:9090 PYRONAME:example.greeting welcome '"Ada"'`,
+  gopyro call --ns 127.0.0.1:9090 PYRONAME:example.greeting welcomeMessage '"Ada"'`,
 		Args: minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			u, err := gopyro.Parse(args[0])
@@ -43,14 +45,11 @@ Examples:
 				return usageError{err}
 			}
 			if ns != "" && u.Scheme != gopyro.SchemePyro && u.Host == "" {
-				h, p, err := net.SplitHostPort(ns)
+				nu, err := nameserver.ParseAddress(ns)
 				if err != nil {
-					return usageError{fmt.Errorf("--ns %q: want HOST:PORT", ns)}
+					return usageError{fmt.Errorf("--ns: %w", err)}
 				}
-				u.Host = h
-				if u.Port, err = strconv.Atoi(p); err != nil {
-					return usageError{fmt.Errorf("--ns %q: bad port", ns)}
-				}
+				u.Host, u.Port = nu.Host, nu.Port
 			}
 			callArgs := make([]any, 0, len(args)-2)
 			for i, a := range args[2:] {
@@ -106,6 +105,7 @@ Examples:
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultCallTimeout, "give up after this long, streams included (0: no limit)")
+	cmd.Flags().SetInterspersed(false) // after URI, "-1" is an argument, not a flag
 	cmd.Flags().StringVar(&ns, "ns", "", "name server HOST:PORT for PYRONAME/PYROMETA URIs (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
 	tokenFlag(cmd.Flags(), &token, "shared secret the daemon (and the name server) require, if any")
 	cmd.Flags().BoolVar(&stream, "stream", false, "the method returns a stream: print its items, one a line")

@@ -630,3 +630,33 @@ func TestVersionBuildInfo(t *testing.T) {
 		t.Fatalf("version = %q, want it to hold %q", out, want)
 	}
 }
+
+// Arguments after the method are arguments, even "-1" (issue 15, item 9);
+// nsc remove says why nothing was removed (item 13).
+func TestCallNegativeAndRemoveNothing(t *testing.T) {
+	uri := startEcho(t)
+	if out, _, err := run(t, "call", uri, "echo", "-1"); err != nil || strings.TrimSpace(out) != "-1" {
+		t.Fatalf("call echo -1 = %q, %v", out, err)
+	}
+	if _, _, err := run(t, "call", uri, "slow", "-1"); !errors.Is(err, gopyro.ErrArgument) {
+		t.Fatalf("call slow -1: %v", err)
+	}
+	nsURI := startServer(t, "ns", "--memory", "--port", "0")
+	addr := strings.TrimPrefix(nsURI, "PYRO:Pyro.NameServer@")
+	if _, _, err := run(t, "nsc", "--ns", addr, "remove", "no.such"); !errors.Is(err, gopyro.ErrNotFound) || ExitCode(err) != 1 || !strings.Contains(err.Error(), "nothing removed") {
+		t.Fatalf("remove no.such: %v (exit %d)", err, ExitCode(err))
+	}
+	if _, _, err := run(t, "nsc", "--ns", addr, "remove", "Pyro.NameServer"); !errors.Is(err, gopyro.ErrInvalid) || !strings.Contains(err.Error(), "never removed") {
+		t.Fatalf("remove Pyro.NameServer: %v", err)
+	}
+	if out, _, err := run(t, "nsc", "--ns", addr, "remove", "--prefix", "zzz"); err != nil || !strings.Contains(out, "no name matched") {
+		t.Fatalf("remove --prefix zzz: %q, %v", out, err)
+	}
+	// --ns takes :PORT and the URI gopyro ns prints (items 17, 27).
+	port := addr[strings.LastIndex(addr, ":"):]
+	for _, ns := range []string{port, nsURI} {
+		if out, _, err := run(t, "nsc", "--ns", ns, "ping"); err != nil || !strings.Contains(out, "is alive") {
+			t.Fatalf("nsc --ns %s ping: %q, %v", ns, out, err)
+		}
+	}
+}

@@ -241,9 +241,15 @@ Output is for people; --json prints JSON for scripts.`,
 					var ok bool
 					if ok, err = c.Remove(ctx, args[0]); ok {
 						n = 1
+					} else if err == nil {
+						err = &gopyro.Error{Code: gopyro.CodeNotFound, Op: "remove", URI: args[0], Message: "no registration by that name: nothing removed"}
 					}
 				}
-				return map[string]int{"removed": n}, fmt.Sprintf("removed %d\n", n), err
+				text := fmt.Sprintf("removed %d\n", n)
+				if n == 0 {
+					text = "removed 0: no name matched (the name server's own registration is never removed)\n"
+				}
+				return map[string]int{"removed": n}, text, err
 			})
 		},
 	}
