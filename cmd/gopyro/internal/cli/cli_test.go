@@ -372,7 +372,11 @@ func TestDemo(t *testing.T) {
 	}
 	for scenario, lines := range want {
 		t.Run(scenario, func(t *testing.T) {
-			out, _, err := run(t, "demo", scenario, "--name", "Ada")
+			args := []string{"demo", scenario}
+			if scenario == "greeting" {
+				args = append(args, "--name", "Ada")
+			}
+			out, _, err := run(t, args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -658,5 +662,43 @@ func TestCallNegativeAndRemoveNothing(t *testing.T) {
 		if out, _, err := run(t, "nsc", "--ns", ns, "ping"); err != nil || !strings.Contains(out, "is alive") {
 			t.Fatalf("nsc --ns %s ping: %q, %v", ns, out, err)
 		}
+	}
+}
+
+// Usage errors exit 2, wherever they are (issue 15, items 11, 16, 27).
+func TestMoreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"nsc", "bogus"},
+		{"nsc"},
+		{"nsc", "list", "a", "b"},
+		{"nsc", "lookup", "a", "b"},
+		{"nsc", "yplookup"},
+		{"ns", "--memory", "--store", "x.db"},
+		{"ns", "--memory", "--autoclean", "-1s"},
+		{"demo", "chain", "--name", "x"},
+		{"version", "extra"},
+	} {
+		_, _, err := run(t, args...)
+		if err == nil || ExitCode(err) != 2 {
+			t.Errorf("%v: err = %v (exit %d), want a usage error", args, err, ExitCode(err))
+		}
+	}
+}
+
+// nsc list --regex matches whole names, and says so (issue 15, item 12).
+func TestListRegexWhole(t *testing.T) {
+	nsURI := startServer(t, "ns", "--memory", "--port", "0")
+	addr := strings.TrimPrefix(nsURI, "PYRO:Pyro.NameServer@")
+	for _, n := range []string{"shop", "shop.eu", "myshop"} {
+		if _, _, err := run(t, "nsc", "--ns", addr, "register", n, "PYRO:x@127.0.0.1:1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, err := run(t, "nsc", "--ns", addr, "--json", "list", "--regex", "shop")
+	if err != nil || !strings.Contains(out, `"shop"`) || strings.Contains(out, "shop.eu") || strings.Contains(out, "myshop") {
+		t.Fatalf("list --regex shop: %s %v", out, err)
+	}
+	if help, _, _ := run(t, "nsc", "list", "--help"); !strings.Contains(help, "matches whole") {
+		t.Fatalf("help does not say the regex matches whole names:\n%s", help)
 	}
 }

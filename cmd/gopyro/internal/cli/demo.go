@@ -67,6 +67,9 @@ share this one process so that nothing is left behind.
 		},
 		ValidArgs: []string{"greeting", "chain", "shop", "classic", "gpu", "interop"},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("name") && args[0] != "greeting" {
+				return usageError{fmt.Errorf("--name is for the greeting demo only")}
+			}
 			return runDemo(cmd.Context(), args[0], name, e.stdout)
 		},
 	}

@@ -40,6 +40,12 @@ choose, --memory to keep nothing). A store that is corrupt, locked by another
 name server or not writable is an error, never an empty start.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if memory && store != "" {
+				return usageError{fmt.Errorf("--memory keeps nothing, --store says where to keep it: give one")}
+			}
+			if autoclean < 0 {
+				return usageError{fmt.Errorf("--autoclean %v: want a positive duration, or 0 for never", autoclean)}
+			}
 			var st nameserver.Store
 			where := "memory (nothing persists)"
 			if memory {
@@ -108,6 +114,8 @@ func nscCmd(e *env) *cobra.Command {
 		Long: `Query and change a name server. The name server is --ns HOST:PORT, else
 $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, else 127.0.0.1:9090 (then mDNS with --mdns).
 Output is for people; --json prints JSON for scripts.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: needSubcommand,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&nsAddr, "ns", "", "name server HOST:PORT")
@@ -167,7 +175,7 @@ Output is for people; --json prints JSON for scripts.`,
 
 	var regex string
 	list := &cobra.Command{
-		Use: "list [PREFIX]", Short: "List registrations (optionally by name prefix or --regex)", Args: cobra.MaximumNArgs(1),
+		Use: "list [PREFIX]", Short: "List registrations (optionally by name prefix or --regex)", Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prefix := ""
 			if len(args) == 1 {
@@ -188,7 +196,7 @@ Output is for people; --json prints JSON for scripts.`,
 			})
 		},
 	}
-	list.Flags().StringVar(&regex, "regex", "", "only names matching this regular expression")
+	list.Flags().StringVar(&regex, "regex", "", "only names the regular expression matches whole (Go RE2 syntax; 'shop' matches shop only, 'shop.*' its prefix; Python clients get Pyro's re.match)")
 
 	lookup := &cobra.Command{
 		Use: "lookup NAME", Short: "Print the URI registered under NAME", Args: exactArgs(1),
@@ -254,7 +262,7 @@ Output is for people; --json prints JSON for scripts.`,
 		},
 	}
 	remove.Flags().BoolVar(&byPrefix, "prefix", false, "treat the argument as a name prefix")
-	remove.Flags().BoolVar(&byRegex, "regex", false, "treat the argument as a regular expression")
+	remove.Flags().BoolVar(&byRegex, "regex", false, "treat the argument as a regular expression the whole name must match (Go RE2 syntax)")
 
 	ping := &cobra.Command{
 		Use: "ping", Short: "Check that the name server answers", Args: exactArgs(0),
@@ -280,6 +288,9 @@ Output is for people; --json prints JSON for scripts.`,
 	yp := &cobra.Command{
 		Use: "yplookup", Short: "Find registrations by metadata (--all tags, --any tags)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(all) == 0 && len(anyOf) == 0 {
+				return usageError{fmt.Errorf("give the tags to look for with --all and/or --any (comma-separated)")}
+			}
 			return with(cmd, func(ctx context.Context, c *nameserver.Client) (any, string, error) {
 				es, err := c.YPLookup(ctx, all, anyOf)
 				return es, table(es), err

@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime/debug"
@@ -68,7 +69,7 @@ func versionCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the gopyro version",
-		Args:  cobra.NoArgs,
+		Args:  exactArgs(0),
 		Long: `Print the gopyro version: the module version (set with -ldflags, or the
 one the go command stamps from the VCS), the commit it was built from
 ("-dirty" when the tree had changes) and the Go version.`,
@@ -119,6 +120,25 @@ func exactArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.MaximumNArgs(n)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// needSubcommand is the RunE of a command that only groups others: run
+// bare or with an unknown word, it shows its help and is a usage error.
+func needSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())}
+	}
+	_ = cmd.Help()
+	return usageError{fmt.Errorf("%s needs a command", cmd.CommandPath())}
 }
 
 func minArgs(n int) cobra.PositionalArgs {
