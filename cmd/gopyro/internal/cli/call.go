@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,27 +134,42 @@ func parseJSONArg(s string) (any, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("trailing data")
 	}
-	return fromJSON(v), nil
+	return fromJSON(v)
 }
 
-func fromJSON(v any) any {
+// fromJSON turns decoded JSON into call arguments: integers stay exact
+// (int64, or uint64 above it); an integer beyond 64 bits is refused rather
+// than rounded to a float.
+func fromJSON(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
 		if i, err := x.Int64(); err == nil {
-			return i
+			return i, nil
+		}
+		if u, err := strconv.ParseUint(x.String(), 10, 64); err == nil {
+			return u, nil
+		}
+		if !strings.ContainsAny(x.String(), ".eE") {
+			return nil, fmt.Errorf("the integer %s does not fit 64 bits (write it as a string, or as a float: %se0)", x, x)
 		}
 		f, _ := x.Float64()
-		return f
+		return f, nil
 	case []any:
 		for i := range x {
-			x[i] = fromJSON(x[i])
+			var err error
+			if x[i], err = fromJSON(x[i]); err != nil {
+				return nil, err
+			}
 		}
 	case map[string]any:
 		for k := range x {
-			x[k] = fromJSON(x[k])
+			var err error
+			if x[k], err = fromJSON(x[k]); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return v
+	return v, nil
 }
 
 // jsonable turns decoded msgpack values into values encoding/json accepts.

@@ -702,3 +702,17 @@ func TestListRegexWhole(t *testing.T) {
 		t.Fatalf("help does not say the regex matches whole names:\n%s", help)
 	}
 }
+
+// Integers stay exact up to 64 bits, and beyond are refused, not rounded
+// (issue 15, item 15).
+func TestCallBigIntegers(t *testing.T) {
+	uri := startEcho(t)
+	for _, n := range []string{"12345678901234567890", "-9223372036854775808", "18446744073709551615"} {
+		if out, _, err := run(t, "call", uri, "echo", n); err != nil || strings.TrimSpace(out) != n {
+			t.Errorf("echo %s = %q, %v", n, out, err)
+		}
+	}
+	if _, _, err := run(t, "call", uri, "echo", "[1, 123456789012345678901234]"); ExitCode(err) != 2 || !strings.Contains(err.Error(), "does not fit 64 bits") {
+		t.Errorf("echo of a 78-bit integer: %v (exit %d)", err, ExitCode(err))
+	}
+}
