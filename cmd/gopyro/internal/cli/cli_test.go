@@ -716,3 +716,38 @@ func TestCallBigIntegers(t *testing.T) {
 		t.Errorf("echo of a 78-bit integer: %v (exit %d)", err, ExitCode(err))
 	}
 }
+
+// A server stopped by a signal lets the calls in flight finish, up to
+// --grace (issue 15, item 26).
+func TestServerDrainsOnSignal(t *testing.T) {
+	for _, c := range []struct {
+		grace, slow string
+		ok          bool
+	}{{"10s", "0.3", true}, {"50ms", "30", false}} {
+		ctx, cancel := context.WithCancel(t.Context())
+		var out testutil.Lines
+		done := make(chan error, 1)
+		go func() { done <- Run(ctx, []string{"echo", "--verbose", "--grace", c.grace}, nil, &out, io.Discard) }()
+		uri := out.Wait(t, testutil.Prefix("PYRO:"))
+		type result struct {
+			out string
+			err error
+		}
+		called := make(chan result, 1)
+		go func() {
+			o, _, err := run(t, "call", uri, "slow", c.slow)
+			called <- result{o, err}
+		}()
+		out.Wait(t, func(s string) bool { return strings.Contains(s, "slow: waiting") })
+		cancel() // as SIGINT does
+		r := <-called
+		err := <-done
+		if c.ok {
+			if r.err != nil || strings.TrimSpace(r.out) != `"slept 0.3 seconds"` || err != nil {
+				t.Errorf("grace %s: call = %q, %v; echo = %v", c.grace, r.out, r.err, err)
+			}
+		} else if r.err == nil || err == nil || !strings.Contains(err.Error(), "--grace 50ms") {
+			t.Errorf("grace %s: call = %q, %v; echo = %v", c.grace, r.out, r.err, err)
+		}
+	}
+}

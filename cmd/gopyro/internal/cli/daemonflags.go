@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -47,4 +50,48 @@ const envToken = "GOPYRO_TOKEN"
 func tokenFlag(f *pflag.FlagSet, p *string, usage string) {
 	f.StringVar(p, "token", "", usage+" (default: $"+envToken+")")
 	*p = os.Getenv(envToken)
+}
+
+// defaultGrace is how long a server stopped by a signal waits for the
+// calls in flight.
+const defaultGrace = 10 * time.Second
+
+// graceFlag defines --grace.
+func graceFlag(f *pflag.FlagSet, p *time.Duration) {
+	f.DurationVar(p, "grace", defaultGrace, "on SIGINT/SIGTERM, how long the calls in flight get to finish before the connections are closed")
+}
+
+// server is what startServing runs: a daemon or a name server.
+type server interface {
+	Serve(ctx context.Context, ln net.Listener) error
+	Shutdown(ctx context.Context) error
+	Ready() <-chan struct{}
+}
+
+// startServing serves s on ln and returns once it is ready. wait returns
+// when s stops by itself, or when ctx is done: s then drains, the calls in
+// flight getting up to grace to finish (Shutdown), before it closes.
+func startServing(ctx context.Context, s server, ln net.Listener, grace time.Duration) (wait func() error, err error) {
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(context.WithoutCancel(ctx), ln) }()
+	select {
+	case <-s.Ready():
+	case err := <-errc:
+		return nil, err
+	}
+	return func() error {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		serr := s.Shutdown(sctx)
+		err := <-errc
+		if serr != nil {
+			return fmt.Errorf("calls were still running after --grace %v and were cut off: %w", grace, serr)
+		}
+		return err
+	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/echoserver"
@@ -18,6 +19,7 @@ func echoCmd(e *env) *cobra.Command {
 	var host, nsAddr, token string
 	var port int
 	var verbose, naming bool
+	var grace time.Duration
 	var daemonOpts func() []daemon.Option
 	cmd := &cobra.Command{
 		Use:   "echo",
@@ -64,19 +66,16 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 				ln.Close()
 				return err
 			}
-			errc := make(chan error, 1)
-			go func() { errc <- d.Serve(ctx, ln) }()
-			select {
-			case <-d.Ready():
-			case err := <-errc:
+			wait, err := startServing(ctx, d, ln, grace)
+			if err != nil {
 				return err
 			}
 			srv := &echoserver.Server{Out: e.stdout}
 			srv.SetVerbose(verbose)
 			uri, err := d.Register(srv, daemon.WithID(echoserver.ID), daemon.WithOneway("OnewayEcho", "OnewaySlow"))
 			if err != nil {
-				d.Close()
-				return errors.Join(err, <-errc)
+				stop()
+				return errors.Join(err, wait())
 			}
 			if naming {
 				lopts := []nameserver.LocateOption{nameserver.WithProxyOptions(proxy.WithToken(token))}
@@ -89,8 +88,8 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 					err = ns.Register(ctx, echoserver.ID, uri)
 				}
 				if err != nil {
-					d.Close()
-					return errors.Join(fmt.Errorf("registering %s with the name server: %w", echoserver.ID, err), <-errc)
+					stop()
+					return errors.Join(fmt.Errorf("registering %s with the name server: %w", echoserver.ID, err), wait())
 				}
 				defer func() {
 					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultWriteTimeout)
@@ -99,13 +98,14 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 				}()
 			}
 			fmt.Fprintln(e.stdout, uri)
-			select {
-			case err := <-errc:
-				return err
-			case <-srv.Done():
-				stop()
-				return <-errc
-			}
+			go func() {
+				select {
+				case <-srv.Done(): // a client called shutdown
+					stop()
+				case <-ctx.Done():
+				}
+			}()
+			return wait()
 		},
 	}
 	f := cmd.Flags()
@@ -115,6 +115,7 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 	f.BoolVarP(&naming, "naming", "n", false, "register as "+echoserver.ID+" in the name server (removed on exit)")
 	f.StringVar(&nsAddr, "ns", "", "name server HOST:PORT for --naming (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
 	tokenFlag(f, &token, "shared secret callers must present (Pyro4's HMAC key, Pyro5's handshake); also for the name server")
+	graceFlag(f, &grace)
 	daemonOpts = daemonFlags(cmd.Flags())
 	return cmd
 }

@@ -27,6 +27,7 @@ func nsCmd(e *env) *cobra.Command {
 		mdns      bool
 		autoclean time.Duration
 		token     string
+		grace     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "ns",
@@ -77,16 +78,13 @@ name server or not writable is an error, never an empty start.`,
 				ln.Close()
 				return err
 			}
-			errc := make(chan error, 1)
-			go func() { errc <- s.Serve(cmd.Context(), ln) }()
-			select {
-			case <-s.Ready():
-			case err := <-errc:
+			wait, err := startServing(cmd.Context(), s, ln, grace)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, s.URI())
 			fmt.Fprintln(e.stdout, "store:", where)
-			return <-errc
+			return wait()
 		},
 	}
 	f := cmd.Flags()
@@ -97,6 +95,7 @@ name server or not writable is an error, never an empty start.`,
 	f.BoolVar(&mdns, "mdns", false, "advertise the name server over mDNS (multicast on the local network)")
 	f.DurationVar(&autoclean, "autoclean", 0, "remove registrations whose daemon has been unreachable this long (0: never)")
 	tokenFlag(f, &token, "shared secret callers must present")
+	graceFlag(f, &grace)
 	daemonOpts = daemonFlags(f)
 	return cmd
 }
