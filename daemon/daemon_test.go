@@ -1,9 +1,11 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -463,4 +465,51 @@ func TestBuiltinDaemonObject(t *testing.T) {
 	if _, err := dp.Call(t.Context(), "get_metadata", "nope"); !errors.Is(err, gopyro.ErrNotFound) {
 		t.Fatalf("metadata of unknown: %v", err)
 	}
+}
+
+type panicky struct{}
+
+func (panicky) Boom() { panic("boom") }
+
+// A daemon given no logger logs to slog.Default: a panicking method's
+// stack is not lost (issue 15, item 28).
+func TestDefaultLogger(t *testing.T) {
+	var buf syncBuffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	defer slog.SetDefault(old)
+	d := testutil.Serve(t)
+	u, err := d.Register(panicky{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.NewURI(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Call(t.Context(), "Boom"); err == nil {
+		t.Fatal("Boom did not fail")
+	}
+	if s := buf.String(); !strings.Contains(s, "method panicked") || !strings.Contains(s, "Boom") {
+		t.Fatalf("the default logger got: %q", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -69,7 +69,11 @@ type Config struct {
 	// SendStacks includes the remote stack trace of a panicking method in
 	// the error sent to the caller.
 	SendStacks bool
-	// Logger receives the daemon's log lines. Default: discard.
+	// Logger receives the daemon's log lines: warnings an operator must
+	// see (serving a non-loopback address without TLS or token, limits
+	// reached, a panicking method's stack) and debug detail. Default:
+	// slog.Default(), as net/http logs to the standard logger; pass
+	// slog.New(slog.DiscardHandler) for silence.
 	Logger *slog.Logger
 
 	// HandshakeTimeout bounds a new connection's TLS handshake and its
@@ -177,7 +181,7 @@ func (c *Config) fill() error {
 		c.MaxBytesInFlight = DefaultMaxBytesInFlight
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = slog.Default()
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout

@@ -30,7 +30,7 @@ type Config struct {
 	// DaemonOptions configure the daemon serving the name server (TLS,
 	// token, limits).
 	DaemonOptions []daemon.Option
-	// Logger receives the server's log lines. Default: discard.
+	// Logger receives the server's log lines. Default: slog.Default().
 	Logger *slog.Logger
 
 	// cleaned, in tests, receives each name autoclean removes.
@@ -82,7 +82,7 @@ func New(options ...Option) (*Server, error) {
 		opts.Store = NewMemoryStore()
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	d, err := daemon.New(append([]daemon.Option{daemon.WithLogger(opts.Logger)}, opts.DaemonOptions...)...)
 	if err != nil {
