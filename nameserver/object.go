@@ -3,6 +3,7 @@ package nameserver
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -16,7 +17,15 @@ import (
 // too (lookup, yplookup, set_metadata, ...).
 type object struct {
 	store Store
-	self  string // the name server's own name, never removed
+	self  string       // the name server's own name, never removed
+	log   *slog.Logger // one info line per change; nil: none
+}
+
+// logChange logs a change of the registrations at info level.
+func (o *object) logChange(msg string, args ...any) {
+	if o.log != nil {
+		o.log.Info("nameserver: "+msg, args...)
+	}
 }
 
 func notFound(name string) error {
@@ -46,7 +55,12 @@ func (o *object) Register(name, uri string, safe bool, metadata []string) error 
 	if err := checkTags(metadata); err != nil {
 		return err
 	}
-	return o.store.Put(Entry{Name: name, URI: u.String(), Metadata: dedupe(metadata)}, safe)
+	e := Entry{Name: name, URI: u.String(), Metadata: dedupe(metadata)}
+	if err := o.store.Put(e, safe); err != nil {
+		return err
+	}
+	o.logChange("registered", "name", name, "uri", e.URI, "metadata", e.Metadata)
+	return nil
 }
 
 // Bounds on what one call may make the name server do.
@@ -220,7 +234,11 @@ func (o *object) Remove(name, prefix, regex string) (int, error) {
 		if name == o.self {
 			return 0, nil
 		}
-		return o.store.Delete(name)
+		n, err := o.store.Delete(name)
+		if n > 0 {
+			o.logChange("removed", "name", name)
+		}
+		return n, err
 	}
 	es, err := o.ListEntries(context.Background(), prefix, regex) // a removal, once begun, completes
 	if err != nil {
@@ -232,7 +250,11 @@ func (o *object) Remove(name, prefix, regex string) (int, error) {
 			names = append(names, e.Name)
 		}
 	}
-	return o.store.Delete(names...)
+	n, err := o.store.Delete(names...)
+	if n > 0 {
+		o.logChange("removed", "names", names, "count", n)
+	}
+	return n, err
 }
 
 // SetMetadata replaces the metadata tags of name.
@@ -245,7 +267,11 @@ func (o *object) SetMetadata(name string, metadata []string) error {
 		return err
 	}
 	e.Metadata = dedupe(metadata)
-	return o.store.Put(e, false)
+	if err := o.store.Put(e, false); err != nil {
+		return err
+	}
+	o.logChange("metadata set", "name", name, "metadata", e.Metadata)
+	return nil
 }
 
 // Count returns the number of registrations.

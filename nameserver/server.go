@@ -88,7 +88,7 @@ func New(options ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{opts: opts, d: d, obj: &object{store: opts.Store, self: gopyro.NameServerID}, ready: make(chan struct{})}, nil
+	return &Server{opts: opts, d: d, obj: &object{store: opts.Store, self: gopyro.NameServerID, log: opts.Logger}, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the name server answers calls; [Server.URI] works

@@ -751,3 +751,27 @@ func TestServerDrainsOnSignal(t *testing.T) {
 		}
 	}
 }
+
+// The name server logs each registration change at info level, in the
+// format asked for (issue 15, item 18).
+func TestNameServerLogs(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, logs testutil.Lines
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"ns", "--memory", "--port", "0", "--log-format", "json"}, nil, &out, &logs)
+	}()
+	defer func() { cancel(); <-done }()
+	addr := strings.TrimPrefix(out.Wait(t, testutil.Prefix("PYRO:")), "PYRO:Pyro.NameServer@")
+	if _, _, err := run(t, "nsc", "--ns", addr, "register", "a.b", "PYRO:x@127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, "nsc", "--ns", addr, "remove", "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	logs.Wait(t, func(s string) bool { return strings.Contains(s, `"msg":"nameserver: registered"`) && strings.Contains(s, `"name":"a.b"`) })
+	logs.Wait(t, func(s string) bool { return strings.Contains(s, `"msg":"nameserver: removed"`) && strings.Contains(s, `"level":"INFO"`) })
+	if _, _, err := run(t, "ns", "--log-level", "loud"); ExitCode(err) != 2 {
+		t.Errorf("--log-level loud: %v", err)
+	}
+}

@@ -55,6 +55,25 @@ the first line of stdout. URIs look like:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var logLevel, logFormat string
+	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "what servers log to stderr: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "the log's format: text or json")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+			return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)}
+		}
+		opts := &slog.HandlerOptions{Level: level}
+		switch logFormat {
+		case "text":
+			e.log = slog.New(slog.NewTextHandler(stderr, opts))
+		case "json":
+			e.log = slog.New(slog.NewJSONHandler(stderr, opts))
+		default:
+			return usageError{fmt.Errorf("--log-format %q: want text or json", logFormat)}
+		}
+		return nil
+	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
