@@ -10,7 +10,7 @@ import (
 )
 
 func (p *Proxy) remoteError(ge *gopyro.Error, op string, t gopyro.URI) *gopyro.Error {
-	ge.Op, ge.URI = op, t.String()
+	ge.Op, ge.URI = op, p.where(t)
 	if ge.Code == gopyro.CodeTimeout {
 		// The deadline ran out on the daemon's side first: report it
 		// as the caller's own deadline, whichever side noticed.
@@ -26,7 +26,7 @@ func (p *Proxy) remoteError(ge *gopyro.Error, op string, t gopyro.URI) *gopyro.E
 }
 
 func (p *Proxy) transportError(cl *wire.Client, op string, t gopyro.URI, err error) error {
-	ge := &gopyro.Error{Op: op, URI: t.String(), Err: err}
+	ge := &gopyro.Error{Op: op, URI: p.where(t), Err: err}
 	var se wire.ServiceError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -55,4 +55,14 @@ func (p *Proxy) transportError(cl *wire.Client, op string, t gopyro.URI, err err
 		p.dropConn(cl)
 	}
 	return ge
+}
+
+// where names the object in errors: t, and for a PYRONAME or PYROMETA
+// proxy also the name it was resolved from, so that a dead registration
+// says which name pointed where.
+func (p *Proxy) where(t gopyro.URI) string {
+	if p.uri.Scheme == gopyro.SchemePyro || t.IsZero() {
+		return t.String()
+	}
+	return p.uri.String() + " (resolved to " + t.String() + ")"
 }

@@ -207,7 +207,7 @@ func (p *Proxy) conn1(ctx context.Context) (link, gopyro.URI, error) {
 		case err != nil:
 			p.forgetTargetLocked()
 			if ge, ok := errors.AsType[*gopyro.Error](err); ok {
-				ge.Op, ge.URI = "dial", t.String() // the Python daemon refused the handshake
+				ge.Op, ge.URI = "dial", p.where(t) // the Python daemon refused the handshake
 				dl.err = ge
 			} else {
 				dl.err = p.dialError(ctx, t, err)
@@ -239,7 +239,7 @@ func (p *Proxy) dialError(ctx context.Context, t gopyro.URI, err error) error {
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		code = gopyro.CodeTimeout
 	}
-	return &gopyro.Error{Code: code, Op: "dial", URI: t.String(), Err: err}
+	return &gopyro.Error{Code: code, Op: "dial", URI: p.where(t), Err: err}
 }
 
 // forgetTargetLocked drops a resolved target so the next call resolves the

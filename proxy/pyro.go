@@ -57,7 +57,7 @@ func (p *Proxy) learnPyro(cl *wire.Client, t gopyro.URI, version uint16) error {
 		proto = pyro.Pyro5
 	default:
 		p.dropConn(cl)
-		return &gopyro.Error{Code: gopyro.CodeProtocol, Op: "dial", URI: t.String(),
+		return &gopyro.Error{Code: gopyro.CodeProtocol, Op: "dial", URI: p.where(t),
 			Message: fmt.Sprintf("the daemon speaks Pyro protocol %d; gopyro speaks 48 (Pyro4) and 502 (Pyro5)", version)}
 	}
 	p.mu.Lock()
@@ -418,11 +418,11 @@ func (p *Proxy) pyroError(c *pyroClient, op string, t gopyro.URI, err error) err
 			return p.remoteError(ge, op, t)
 		}
 		if ge.Op == "" {
-			ge.Op, ge.URI = op, t.String()
+			ge.Op, ge.URI = op, p.where(t)
 		}
 		return ge
 	}
-	ge := &gopyro.Error{Op: op, URI: t.String(), Err: err}
+	ge := &gopyro.Error{Op: op, URI: p.where(t), Err: err}
 	var pe *pyro.ProtocolError
 	var se *pyro.SecurityError
 	var tl *pyro.TooLargeError

@@ -3,9 +3,11 @@ package proxy_test
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/internal/testutil"
 	"github.com/gopyro/gopyro/nameserver/nstest"
@@ -108,5 +110,32 @@ func TestBindAliasAfterMetadata(t *testing.T) {
 	}
 	if err := p.Bind(&bad); err == nil {
 		t.Fatal("Bind accepted a method the object does not have")
+	}
+}
+
+// An error on a PYRONAME proxy says which name resolved to what (issue
+// 15, item 8).
+func TestErrorNamesTheName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ns := nstest.Start(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there
+	dead, _ := gopyro.Parse("PYRO:g@" + addr)
+	if err := ns.Register(ctx, "test.dead", dead); err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New("PYRONAME:test.dead", proxy.WithResolver(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Call(ctx, "Who")
+	if want := "PYRONAME:test.dead (resolved to PYRO:g@" + addr + ")"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v; want it to name %s", err, want)
 	}
 }
