@@ -85,6 +85,7 @@ type Daemon struct {
 	// and connections do not serialise on it.
 	draining  atomic.Bool  // Shutdown or Close began
 	active    atomic.Int64 // calls running now
+	holds     atomic.Int64 // requests being answered (a call ended, its reply not yet written)
 	drained   chan struct{}
 	drainOnce sync.Once // closes drained
 

@@ -16,6 +16,8 @@ import (
 // ServeRequest implements wire.Handler: it runs one request and answers
 // it (unless it is oneway) with its results or a typed error.
 func (d *Daemon) ServeRequest(req *wire.Request, w wire.ReplyWriter) {
+	d.hold() // Shutdown closes the connection only once the reply is out
+	defer d.release()
 	enc := wire.NewEncoder()
 	defer enc.Release() // after the reply is written
 	if !req.Oneway {

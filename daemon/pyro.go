@@ -543,6 +543,8 @@ func (pc *pyroConn) invoke(m *pyro.Message) bool {
 		return true
 	}
 	var result any
+	pc.d.hold() // Shutdown closes the connection only once the reply is out
+	defer pc.d.release()
 	pc.watch(func() { result, err = run() })
 	return reply(result, err)
 }

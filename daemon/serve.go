@@ -199,11 +199,26 @@ func (d *Daemon) connClosed(cs *connState) {
 	close(cs.done)
 }
 
-// drain marks the daemon draining; drained closes once no call runs.
+// drain marks the daemon draining; drained closes once no call runs and
+// no reply is being written.
 func (d *Daemon) drain() {
 	d.draining.Store(true)
-	if d.active.Load() == 0 {
+	d.maybeDrained()
+}
+
+func (d *Daemon) maybeDrained() {
+	if d.active.Load() == 0 && d.holds.Load() == 0 && d.draining.Load() {
 		d.drainOnce.Do(func() { close(d.drained) })
+	}
+}
+
+// hold keeps Shutdown from closing the connections until release: a
+// request is being served, and its reply must go out before they close.
+func (d *Daemon) hold() { d.holds.Add(1) }
+
+func (d *Daemon) release() {
+	if d.holds.Add(-1) == 0 {
+		d.maybeDrained()
 	}
 }
 
@@ -298,8 +313,8 @@ const (
 
 // end counts a call out.
 func (d *Daemon) end() {
-	if d.active.Add(-1) == 0 && d.draining.Load() {
-		d.drainOnce.Do(func() { close(d.drained) })
+	if d.active.Add(-1) == 0 {
+		d.maybeDrained()
 	}
 	if d.waiters.Load() > 0 {
 		d.slotMu.Lock()
