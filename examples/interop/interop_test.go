@@ -115,7 +115,7 @@ func TestEcho(t *testing.T) {
 	got := out("go_client")
 	want := []string{
 		"echo: [hello from Go 42 2.5]",
-		"error: call error PYRO:test.echoserver@127.0.0.1:",
+		"error: call error PYRONAME:test.echoserver (resolved to PYRO:test.echoserver@127.0.0.1:",
 		"generator: [one two three]",
 	}
 	if len(got) != 3 || got[0] != want[0] || !strings.HasPrefix(got[1], want[1]) ||

@@ -4,7 +4,9 @@ package nstest
 
 import (
 	"context"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/gopyro/gopyro/nameserver"
@@ -18,7 +20,8 @@ func Start(tb testing.TB) *nameserver.Client {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := nameserver.New()
+	// Its log lines go to the test's log, not to stderr.
+	s, err := nameserver.New(nameserver.WithLogger(slog.New(slog.NewTextHandler(tbWriter{tb}, nil))))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -43,4 +46,13 @@ func Start(tb testing.TB) *nameserver.Client {
 		}
 	})
 	return c
+}
+
+// tbWriter writes to a test's log.
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

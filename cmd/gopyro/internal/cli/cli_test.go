@@ -769,8 +769,12 @@ func TestNameServerLogs(t *testing.T) {
 	if _, _, err := run(t, "nsc", "--ns", addr, "remove", "a.b"); err != nil {
 		t.Fatal(err)
 	}
-	logs.Wait(t, func(s string) bool { return strings.Contains(s, `"msg":"nameserver: registered"`) && strings.Contains(s, `"name":"a.b"`) })
-	logs.Wait(t, func(s string) bool { return strings.Contains(s, `"msg":"nameserver: removed"`) && strings.Contains(s, `"level":"INFO"`) })
+	logs.Wait(t, func(s string) bool {
+		return strings.Contains(s, `"msg":"nameserver: registered"`) && strings.Contains(s, `"name":"a.b"`)
+	})
+	logs.Wait(t, func(s string) bool {
+		return strings.Contains(s, `"msg":"nameserver: removed"`) && strings.Contains(s, `"level":"INFO"`)
+	})
 	if _, _, err := run(t, "ns", "--log-level", "loud"); ExitCode(err) != 2 {
 		t.Errorf("--log-level loud: %v", err)
 	}
