@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gopyro/gopyro"
@@ -63,8 +64,9 @@ type Config struct {
 	// (proxy.WithToken). A call with a wrong token fails with
 	// gopyro.ErrSecurity and its connection is closed.
 	Token string
-	// Advertise is the host:port written into URIs, for daemons behind NAT
-	// or bound to 0.0.0.0. Default: the listener's address.
+	// Advertise is the host:port (or "./u:PATH", a unix socket) written
+	// into URIs, for daemons behind NAT or bound to 0.0.0.0. Default: the
+	// listener's address, a unix listener's path included.
 	Advertise string
 	// SendStacks includes the remote stack trace of a panicking method in
 	// the error sent to the caller.
@@ -233,12 +235,44 @@ func (c *Config) fill() error {
 const maxPort = 65535
 
 // location is where a daemon's URIs say it is.
+// location is where a daemon's URIs point: host and port, or a unix
+// socket's path.
 type location struct {
-	host string
-	port int
+	host   string
+	port   int
+	socket string
 }
 
+// known reports that URIs can be made.
+func (l location) known() bool { return l.port != 0 || l.socket != "" }
+
+// uri is the URI of object id at l.
+func (l location) uri(id string) gopyro.URI {
+	if l.socket != "" {
+		return gopyro.URI{Scheme: gopyro.SchemePyro, Object: id, Socket: l.socket}
+	}
+	return gopyro.NewPyroURI(id, l.host, l.port)
+}
+
+// listenerLocation is the location ln listens on.
+func listenerLocation(a net.Addr) (location, error) {
+	if ua, ok := a.(*net.UnixAddr); ok {
+		if ua.Name == "" || strings.HasPrefix(ua.Name, "@") {
+			return location{}, &gopyro.Error{Code: gopyro.CodeInvalid, Message: "an unnamed or abstract unix socket has no path for URIs"}
+		}
+		return location{socket: ua.Name}, nil
+	}
+	return parseLocation(a.String())
+}
+
+// parseLocation reads host:port, or "./u:PATH" for a unix socket.
 func parseLocation(s string) (location, error) {
+	if path, ok := strings.CutPrefix(s, "./u:"); ok {
+		if path == "" {
+			return location{}, &gopyro.Error{Code: gopyro.CodeInvalid, Message: "an empty unix socket path"}
+		}
+		return location{socket: path}, nil
+	}
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
 		return location{}, err
@@ -247,7 +281,7 @@ func parseLocation(s string) (location, error) {
 	if err != nil || port < 1 || port > maxPort {
 		return location{}, &gopyro.Error{Code: gopyro.CodeInvalid, Message: "bad port " + strconv.Quote(p)}
 	}
-	return location{h, port}, nil
+	return location{host: h, port: port}, nil
 }
 
 // RegisterOption changes how one object is registered.

@@ -58,7 +58,7 @@ func (d *Daemon) refOf(v reflect.Value) (Ref, bool) {
 	if !ok {
 		return Ref{}, false
 	}
-	if d.loc.port == 0 {
+	if !d.loc.known() {
 		return Ref{}, false
 	}
 	return Ref{URI: d.uriLocked(id)}, true

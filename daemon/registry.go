@@ -83,7 +83,7 @@ func (d *Daemon) register(t reflect.Type, mode InstanceMode, inst reflect.Value,
 	switch {
 	case d.closed:
 		return gopyro.URI{}, d.fail(op, gopyro.CodeClosed, "daemon is closed")
-	case d.loc.port == 0:
+	case !d.loc.known():
 		return gopyro.URI{}, d.errNoAddress(op)
 	}
 	if rc.id != "" {
@@ -251,7 +251,7 @@ func (d *Daemon) URI(id string) (gopyro.URI, error) {
 	if _, ok := d.objects[id]; !ok {
 		return gopyro.URI{}, d.fail("uri", gopyro.CodeNotFound, "no object %q", id)
 	}
-	if d.loc.port == 0 {
+	if !d.loc.known() {
 		return gopyro.URI{}, d.errNoAddress("uri")
 	}
 	return d.uriLocked(id), nil
@@ -265,7 +265,7 @@ func (d *Daemon) errNoAddress(op string) *gopyro.Error {
 
 // uriLocked makes the URI of id; the location must be known.
 func (d *Daemon) uriLocked(id string) gopyro.URI {
-	return gopyro.NewPyroURI(id, d.loc.host, d.loc.port)
+	return d.loc.uri(id)
 }
 
 // Registered returns the registered object ids, sorted.

@@ -46,8 +46,8 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	d.serving = true
 	d.ln = ln
-	if d.loc.port == 0 {
-		if loc, err := parseLocation(ln.Addr().String()); err == nil {
+	if !d.loc.known() {
+		if loc, err := listenerLocation(ln.Addr()); err == nil {
 			d.loc = loc
 		}
 	}

@@ -139,19 +139,22 @@ func Locate(ctx context.Context, opts ...LocateOption) (*Client, error) {
 }
 
 // ParseAddress reads a name server's address as a person writes it: HOST:PORT,
-// :PORT (127.0.0.1), HOST (port 9090), or the URI gopyro ns prints
-// (PYRO:Pyro.NameServer@HOST:PORT).
+// :PORT (127.0.0.1), HOST (port 9090), ./u:PATH (a unix socket), or the URI
+// gopyro ns prints (PYRO:Pyro.NameServer@HOST:PORT).
 func ParseAddress(addr string) (gopyro.URI, error) {
 	bad := func(why string) (gopyro.URI, error) {
 		return gopyro.URI{}, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "locate",
 			Message: fmt.Sprintf("name server address %q: %s (want HOST:PORT, :PORT, HOST or PYRO:Pyro.NameServer@HOST:PORT)", addr, why)}
+	}
+	if path, ok := strings.CutPrefix(addr, "./u:"); ok && path != "" {
+		return gopyro.URI{Scheme: gopyro.SchemePyro, Object: gopyro.NameServerID, Socket: path}, nil
 	}
 	if strings.HasPrefix(strings.ToUpper(addr), "PYRO") {
 		u, err := gopyro.Parse(addr)
 		if err != nil {
 			return bad(err.Error())
 		}
-		if u.Scheme != gopyro.SchemePyro || u.Object != gopyro.NameServerID || u.Host == "" {
+		if u.Scheme != gopyro.SchemePyro || u.Object != gopyro.NameServerID || u.Location() == "" {
 			return bad("not a name server's PYRO URI with a location")
 		}
 		return u, nil

@@ -53,6 +53,14 @@ func (l *Lines) String() string {
 // up to a minute (or the test's end) for it to be written.
 func (l *Lines) Wait(tb testing.TB, match func(string) bool) string {
 	tb.Helper()
+	s, _ := l.WaitUnless(tb, match, nil)
+	return s
+}
+
+// WaitUnless is Wait that gives up, returning false, when stop is closed
+// first (the process writing the lines exited, say).
+func (l *Lines) WaitUnless(tb testing.TB, match func(string) bool, stop <-chan struct{}) (string, bool) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), time.Minute)
 	defer cancel()
 	for {
@@ -60,7 +68,7 @@ func (l *Lines) Wait(tb testing.TB, match func(string) bool) string {
 		for _, s := range l.lines {
 			if match(s) {
 				l.mu.Unlock()
-				return s
+				return s, true
 			}
 		}
 		if l.changed == nil {
@@ -70,9 +78,11 @@ func (l *Lines) Wait(tb testing.TB, match func(string) bool) string {
 		l.mu.Unlock()
 		select {
 		case <-ch:
+		case <-stop:
+			return "", false
 		case <-ctx.Done():
 			tb.Fatalf("no matching line after %v; got:\n%s", time.Minute, l.String())
-			return ""
+			return "", false
 		}
 	}
 }

@@ -569,9 +569,14 @@ func startServer(t *testing.T, args ...string) string {
 	ctx, cancel := context.WithCancel(t.Context())
 	var out testutil.Lines
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, args, nil, &out, io.Discard) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return out.Wait(t, testutil.Prefix("PYRO:"))
+	exited := make(chan struct{})
+	go func() { done <- Run(ctx, args, nil, &out, io.Discard); close(exited) }()
+	t.Cleanup(func() { cancel(); <-exited })
+	uri, ok := out.WaitUnless(t, testutil.Prefix("PYRO:"), exited)
+	if !ok {
+		t.Fatalf("%v exited before it served: %v", args, <-done)
+	}
+	return uri
 }
 
 // Every command that talks to a server takes --token, or $GOPYRO_TOKEN;
@@ -777,5 +782,37 @@ func TestNameServerLogs(t *testing.T) {
 	})
 	if _, _, err := run(t, "ns", "--log-level", "loud"); ExitCode(err) != 2 {
 		t.Errorf("--log-level loud: %v", err)
+	}
+}
+
+// Servers listen on unix sockets (--host ./u:PATH), and their URIs work
+// with call and with the name server (issue 15, item 3).
+func TestUnixSocketCLI(t *testing.T) {
+	dir := t.TempDir()
+	nsURI := startServer(t, "ns", "--memory", "--host", "./u:"+filepath.Join(dir, "ns.sock"))
+	if want := "PYRO:Pyro.NameServer@./u:" + filepath.Join(dir, "ns.sock"); nsURI != want {
+		t.Fatalf("ns URI = %s, want %s", nsURI, want)
+	}
+	uri := startServer(t, "echo", "--host", "./u:"+filepath.Join(dir, "echo.sock"), "--naming", "--ns", nsURI)
+	if !strings.HasPrefix(uri, "PYRO:test.echoserver@./u:") {
+		t.Fatalf("echo URI = %s", uri)
+	}
+	if out, _, err := run(t, "call", uri, "echo", `"over unix"`); err != nil || strings.TrimSpace(out) != `"over unix"` {
+		t.Fatalf("call = %q, %v", out, err)
+	}
+	if out, _, err := run(t, "nsc", "--ns", nsURI, "lookup", "test.echoserver"); err != nil || strings.TrimSpace(out) != uri {
+		t.Fatalf("lookup = %q, %v", out, err)
+	}
+	// A socket file left by a dead server is replaced; a live one is not.
+	stale := filepath.Join(dir, "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	startServer(t, "echo", "--host", "./u:"+stale)
+	if _, _, err := run(t, "echo", "--host", "./u:"+stale); err == nil || !strings.Contains(err.Error(), "already listening") {
+		t.Fatalf("a second echo on a live socket: %v", err)
 	}
 }

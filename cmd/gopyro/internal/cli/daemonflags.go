@@ -2,9 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -94,4 +98,33 @@ func startServing(ctx context.Context, s server, ln net.Listener, grace time.Dur
 		}
 		return err
 	}, nil
+}
+
+// listen binds a server's --host and --port: a TCP address, or with a
+// host of "./u:PATH" the unix socket PATH (the port is then unused). A
+// socket file left behind by a server that died is replaced; one that a
+// live server answers on is an error.
+func listen(host string, port int) (net.Listener, error) {
+	path, ok := strings.CutPrefix(host, "./u:")
+	if !ok {
+		return net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	}
+	if path == "" {
+		return nil, usageError{fmt.Errorf("--host ./u: needs a socket path (./u:/run/gopyro.sock)")}
+	}
+	ln, err := net.Listen("unix", path)
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		return ln, err
+	}
+	if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
+		c.Close()
+		return nil, fmt.Errorf("a server is already listening on %s", path)
+	}
+	if fi, serr := os.Lstat(path); serr != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil, err // not a socket: leave it alone
+	}
+	if rerr := os.Remove(path); rerr != nil {
+		return nil, err
+	}
+	return net.Listen("unix", path)
 }

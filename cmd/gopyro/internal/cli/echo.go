@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/gopyro/gopyro/daemon"
@@ -53,7 +51,7 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := context.WithCancel(cmd.Context())
 			defer stop()
-			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			ln, err := listen(host, port)
 			if err != nil {
 				return err
 			}
@@ -109,7 +107,7 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&host, "host", "127.0.0.1", "address to bind")
+	f.StringVar(&host, "host", "127.0.0.1", "address to bind, or ./u:PATH for a unix socket")
 	f.IntVarP(&port, "port", "p", 0, "port to bind (0: any free port)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print each call (Python clients set the verbose attribute)")
 	f.BoolVarP(&naming, "naming", "n", false, "register as "+echoserver.ID+" in the name server (removed on exit)")

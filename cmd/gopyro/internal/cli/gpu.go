@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -89,7 +87,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			ln, err := listen(host, port)
 			if err != nil {
 				return err
 			}
@@ -145,7 +143,7 @@ Examples:
 	f.StringVar(&name, "name", gpu.DefaultName, "name to register with the name server")
 	f.StringVar(&nsAddr, "ns", "", "name server HOST:PORT (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
 	f.BoolVar(&noNS, "no-ns", false, "do not register with a name server")
-	f.StringVar(&host, "host", "127.0.0.1", "address to bind")
+	f.StringVar(&host, "host", "127.0.0.1", "address to bind, or ./u:PATH for a unix socket")
 	f.IntVarP(&port, "port", "p", 0, "port to bind (0: any free port)")
 	tokenFlag(f, &token, "shared secret clients (and the name server) must present")
 	f.StringVar(&maxMem, "max-memory", "", "bound on all arrays together, e.g. 8GiB (default: half the device's memory)")

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,7 +63,7 @@ name server or not writable is an error, never an empty start.`,
 				defer bs.Close()
 				st, where = bs, bs.Path()
 			}
-			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			ln, err := listen(host, port)
 			if err != nil {
 				return err
 			}
@@ -88,7 +86,7 @@ name server or not writable is an error, never an empty start.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&host, "host", gopyro.DefaultHost, "address to bind")
+	f.StringVar(&host, "host", gopyro.DefaultHost, "address to bind, or ./u:PATH for a unix socket")
 	f.IntVarP(&port, "port", "p", gopyro.NameServerPort, "port to bind (0: any free port)")
 	f.StringVar(&store, "store", "", "bbolt file keeping the registrations (default: in the user's state directory)")
 	f.BoolVar(&memory, "memory", false, "keep registrations in memory only")
