@@ -51,40 +51,95 @@ func (p *Proxy) Bind(stub any) error {
 			name = tag
 		}
 		ft := f.Type
-		if ft.NumOut() == 0 || ft.Out(ft.NumOut()-1) != errorType {
+		_, isStream := streamElem(ft)
+		if !isStream && (ft.NumOut() == 0 || ft.Out(ft.NumOut()-1) != errorType) {
 			return &gopyro.Error{Code: gopyro.CodeInvalid, Op: "bind",
-				Message: fmt.Sprintf("field %s.%s (%s) must return error as its last result", st, f.Name, ft)}
+				Message: fmt.Sprintf("field %s.%s (%s) must return error as its last result, or be a stream (return only iter.Seq2[T, error])", st, f.Name, ft)}
 		}
 		if known, ok := p.knownMethod(name); known && !ok {
 			return &gopyro.Error{Code: gopyro.CodeNotFound, Op: "bind", URI: p.uri.String(),
 				Message: fmt.Sprintf("field %s.%s: the remote object has no method %q", st, f.Name, name)}
+		}
+		if isStream {
+			sv.Field(i).Set(reflect.MakeFunc(ft, p.streamStub(name, ft)))
+			continue
 		}
 		sv.Field(i).Set(reflect.MakeFunc(ft, p.stubFunc(name, ft)))
 	}
 	return nil
 }
 
+// stubArgs splits a stub's arguments into its context and the call's
+// arguments.
+func stubArgs(ft reflect.Type, in []reflect.Value) (context.Context, []any) {
+	ctx := context.Background()
+	if ft.NumIn() > 0 && ft.In(0) == ctxType {
+		if c, ok := in[0].Interface().(context.Context); ok && c != nil {
+			ctx = c
+		}
+		in = in[1:]
+	}
+	args := make([]any, 0, len(in))
+	for i, a := range in {
+		if ft.IsVariadic() && i == len(in)-1 {
+			for j := range a.Len() {
+				args = append(args, a.Index(j).Interface())
+			}
+			continue
+		}
+		args = append(args, a.Interface())
+	}
+	return ctx, args
+}
+
+// streamElem reports whether ft returns just an iter.Seq2[T, error]
+// (func(yield func(T, error) bool)), and gives T.
+func streamElem(ft reflect.Type) (reflect.Type, bool) {
+	if ft.NumOut() != 1 {
+		return nil, false
+	}
+	seq := ft.Out(0)
+	if seq.Kind() != reflect.Func || seq.NumIn() != 1 || seq.NumOut() != 0 {
+		return nil, false
+	}
+	y := seq.In(0)
+	if y.Kind() != reflect.Func || y.NumIn() != 2 || y.In(1) != errorType || y.NumOut() != 1 || y.Out(0).Kind() != reflect.Bool {
+		return nil, false
+	}
+	return y.In(0), true
+}
+
+// streamStub is the function of a stream field: it returns an iterator
+// that calls the method when ranged over, as [Stream] does.
+func (p *Proxy) streamStub(name string, ft reflect.Type) func([]reflect.Value) []reflect.Value {
+	seqType := ft.Out(0)
+	elem, _ := streamElem(ft)
+	return func(in []reflect.Value) []reflect.Value {
+		ctx, args := stubArgs(ft, in)
+		seq := reflect.MakeFunc(seqType, func(sin []reflect.Value) []reflect.Value {
+			yield := sin[0]
+			noErr := reflect.Zero(errorType)
+			stream(ctx, p, name, args, func(decode func(reflect.Value) error, err error) bool {
+				v := reflect.New(elem).Elem()
+				if err == nil {
+					err = decode(v)
+				}
+				if err != nil {
+					yield.Call([]reflect.Value{reflect.Zero(elem), reflect.ValueOf(&err).Elem()})
+					return false
+				}
+				return yield.Call([]reflect.Value{v, noErr})[0].Bool()
+			})
+			return nil
+		})
+		return []reflect.Value{seq}
+	}
+}
+
 func (p *Proxy) stubFunc(name string, ft reflect.Type) func([]reflect.Value) []reflect.Value {
-	withCtx := ft.NumIn() > 0 && ft.In(0) == ctxType
 	nres := ft.NumOut() - 1
 	return func(in []reflect.Value) []reflect.Value {
-		ctx := context.Background()
-		if withCtx {
-			if c, ok := in[0].Interface().(context.Context); ok && c != nil {
-				ctx = c
-			}
-			in = in[1:]
-		}
-		args := make([]any, 0, len(in))
-		for i, a := range in {
-			if ft.IsVariadic() && i == len(in)-1 {
-				for j := range a.Len() {
-					args = append(args, a.Index(j).Interface())
-				}
-				continue
-			}
-			args = append(args, a.Interface())
-		}
+		ctx, args := stubArgs(ft, in)
 		out := make([]reflect.Value, nres+1)
 		for i := range nres {
 			out[i] = reflect.New(ft.Out(i)).Elem()

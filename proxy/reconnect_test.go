@@ -2,7 +2,10 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
+	"iter"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +140,65 @@ func TestErrorNamesTheName(t *testing.T) {
 	_, err = p.Call(ctx, "Who")
 	if want := "PYRONAME:test.dead (resolved to PYRO:g@" + addr + ")"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v; want it to name %s", err, want)
+	}
+}
+
+type counter struct{}
+
+func (counter) Count(n int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// Bind makes stream fields: a field returning iter.Seq2[T, error] ranges
+// over the method's stream; a stream field of another shape is refused at
+// Bind time (issue 15, item 24).
+func TestBindStream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testutil.ServeOn(t, ln)
+	u, err := d.Register(counter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.NewURI(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var stub struct {
+		Count func(ctx context.Context, n int) iter.Seq2[int, error]
+	}
+	if err := p.Bind(&stub); err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for v, err := range stub.Count(t.Context(), 5) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v)
+	}
+	if !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("Count = %v", got)
+	}
+	for v, err := range stub.Count(t.Context(), 1000) { // an early break closes the stream
+		if err != nil || v == 2 {
+			break
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "the stream to close", func() bool { return d.OpenStreams() == 0 })
+	var bad struct {
+		Count func(ctx context.Context, n int) iter.Seq[int]
+	}
+	if err := p.Bind(&bad); !errors.Is(err, gopyro.ErrInvalid) || !strings.Contains(err.Error(), "iter.Seq2[T, error]") {
+		t.Fatalf("Bind of an iter.Seq field: %v", err)
 	}
 }

@@ -36,54 +36,75 @@ const streamCloseTimeout = 5 * time.Second
 // one item per round trip as Pyro's own proxies do.
 func Stream[T any](ctx context.Context, p *Proxy, method string, args ...any) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
-		var zero T
-		res, err := p.Call(ctx, method, args...)
-		if err != nil {
-			yield(zero, err)
-			return
-		}
-		if res.py != nil {
-			pyroStream(ctx, p, res, yield)
-			return
-		}
-		chunk, err := res.chunk()
-		if err != nil {
-			yield(zero, err)
-			return
-		}
-		id := chunk.ID
-		open := !chunk.Done
-		// However the loop ends before the stream does (a break, a bad
-		// item, a failed fetch), the server's side is closed.
-		defer func() {
-			if open {
-				p.closeStream(id)
+		var zero, v T
+		rv := reflect.ValueOf(&v).Elem()
+		stream(ctx, p, method, args, func(decode func(reflect.Value) error, err error) bool {
+			if err != nil {
+				return yield(zero, err)
 			}
-		}()
-		for {
-			for i := range chunk.N {
-				var v T
-				if err := chunk.Next(i, reflect.ValueOf(&v).Elem()); err != nil {
-					yield(zero, &gopyro.Error{Code: gopyro.CodeArgument, Op: "stream " + method, Err: err})
-					return
-				}
-				if !yield(v, nil) {
-					return
-				}
-			}
-			if chunk.Done {
-				open = false
-				return
-			}
-			if chunk, err = p.nextChunk(ctx, id); err != nil {
-				if gopyro.CodeOf(err) == gopyro.CodeNotFound {
-					open = false // the daemon no longer has it
-				}
+			v = zero
+			if err := decode(rv); err != nil {
 				yield(zero, err)
+				return false
+			}
+			return yield(v, nil)
+		})
+	}
+}
+
+// stream calls method and hands each item of the stream it returns to
+// yield as a decode function (into a value of the item's type), or an
+// error as the last call; yield returns false to stop. However the loop
+// ends before the stream does (a break, a bad item, a failed fetch), the
+// server's side is closed.
+func stream(ctx context.Context, p *Proxy, method string, args []any, yield func(decode func(reflect.Value) error, err error) bool) {
+	res, err := p.Call(ctx, method, args...)
+	if err != nil {
+		yield(nil, err)
+		return
+	}
+	if res.py != nil {
+		pyroStream(ctx, p, res, yield)
+		return
+	}
+	chunk, err := res.chunk()
+	if err != nil {
+		yield(nil, err)
+		return
+	}
+	id := chunk.ID
+	open := !chunk.Done
+	defer func() {
+		if open {
+			p.closeStream(id)
+		}
+	}()
+	idx := 0 // the item decode reads: one closure for the whole stream
+	decode := func(v reflect.Value) error {
+		if err := chunk.Next(idx, v); err != nil {
+			return &gopyro.Error{Code: gopyro.CodeArgument, Op: "stream " + method, Err: err}
+		}
+		return nil
+	}
+	for {
+		for i := range chunk.N {
+			idx = i
+			if !yield(decode, nil) {
 				return
 			}
-			open = !chunk.Done
 		}
+		if chunk.Done {
+			open = false
+			return
+		}
+		if chunk, err = p.nextChunk(ctx, id); err != nil {
+			if gopyro.CodeOf(err) == gopyro.CodeNotFound {
+				open = false // the daemon no longer has it
+			}
+			yield(nil, err)
+			return
+		}
+		open = !chunk.Done
 	}
 }
 
@@ -133,11 +154,10 @@ func (p *Proxy) closeStream(id string) {
 // pyroStream yields the items of a Python daemon's item stream, asking
 // for each with get_next_stream_item until StopIteration; a loop that
 // ends early closes the stream (close_stream).
-func pyroStream[T any](ctx context.Context, p *Proxy, res *Results, yield func(T, error) bool) {
-	var zero T
+func pyroStream(ctx context.Context, p *Proxy, res *Results, yield func(decode func(reflect.Value) error, err error) bool) {
 	id := res.py.stream
 	if id == "" {
-		yield(zero, &gopyro.Error{Code: gopyro.CodeArgument, Op: "stream " + res.method,
+		yield(nil, &gopyro.Error{Code: gopyro.CodeArgument, Op: "stream " + res.method,
 			Message: res.method + " returned " + pyro.Describe(res.py.v) + ", not a generator or iterator"})
 		return
 	}
@@ -150,19 +170,15 @@ func pyroStream[T any](ctx context.Context, p *Proxy, res *Results, yield func(T
 	for {
 		rep, err := p.do(ctx, request{object: gopyro.DaemonID, method: wire.MethodStreamNext, args: []any{id}})
 		if err != nil {
-			yield(zero, err)
+			yield(nil, err)
 			return
 		}
 		if rep.py.done {
 			open = false
 			return
 		}
-		var v T
-		if err := rep.results(p, res.method).Decode(&v); err != nil {
-			yield(zero, err)
-			return
-		}
-		if !yield(v, nil) {
+		item := rep.results(p, res.method)
+		if !yield(func(v reflect.Value) error { return item.decodeInto([]reflect.Value{v}) }, nil) {
 			return
 		}
 	}

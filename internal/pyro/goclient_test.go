@@ -3,6 +3,7 @@ package pyro_test
 import (
 	"context"
 	"errors"
+	"iter"
 	"math/big"
 	"reflect"
 	"strconv"
@@ -252,12 +253,23 @@ func testGoClient(t *testing.T, proto, uri, ser string) {
 	var stub struct {
 		Describe func(ctx context.Context, x any) (string, error)
 		Add      func(ctx context.Context, a, b int) (int, error)
+		Count    func(ctx context.Context, n int) iter.Seq2[int, error] // a Python generator
 	}
 	if err := p.Bind(&stub); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := stub.Add(ctx, 40, 2); err != nil || got != 42 {
 		t.Errorf("stub.Add = %d, %v", got, err)
+	}
+	total := 0
+	for v, err := range stub.Count(ctx, 5) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += v
+	}
+	if total != 10 {
+		t.Errorf("the sum of stub.Count(5) = %d", total)
 	}
 
 	// A timeout ends the call and its connection; the next call redials.
