@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,7 +18,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	var u usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp): // -h: the usage is printed
+	case errors.As(err, &u):
+		fmt.Fprintln(os.Stderr, "chain client:", err)
+		os.Exit(2)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "chain client:", err)
 		os.Exit(1)
 	}
@@ -27,7 +35,13 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) erro
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	ns := fs.String("ns", "", "name server host:port (default: $GOPYRO_NS_HOST:$GOPYRO_NS_PORT, else 127.0.0.1:9090)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())}
 	}
 	nsc, err := nameserver.Locate(ctx, nameserver.At(*ns))
 	if err != nil {
@@ -36,3 +50,6 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) erro
 	defer nsc.Close()
 	return chain.Client(ctx, nsc, stdout)
 }
+
+// usageError is bad command-line use: exit status 2.
+type usageError struct{ error }

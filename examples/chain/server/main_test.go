@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"strings"
 	"testing"
 
@@ -44,5 +46,21 @@ func TestFlags(t *testing.T) {
 		if err := run(t.Context(), args, nil, &strings.Builder{}); err == nil {
 			t.Errorf("%v accepted", args)
 		}
+	}
+}
+
+// -h is not an error (exit 0); an extra argument is a usage error (exit
+// 2) (issue 15, item 29).
+func TestHelpAndExtraArgs(t *testing.T) {
+	var out strings.Builder
+	if err := run(t.Context(), []string{"-h"}, strings.NewReader(""), &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	var u usageError
+	if err := run(t.Context(), []string{"-ns", "127.0.0.1:1", "extra"}, strings.NewReader(""), &out); !errors.As(err, &u) || !strings.Contains(err.Error(), "extra") {
+		t.Fatalf("an extra argument: %v", err)
+	}
+	if err := run(t.Context(), []string{"-nosuchflag"}, strings.NewReader(""), &out); !errors.As(err, &u) {
+		t.Fatalf("an unknown flag: %v", err)
 	}
 }

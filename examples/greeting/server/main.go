@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,7 +21,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	var u usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp): // -h: the usage is printed
+	case errors.As(err, &u):
+		fmt.Fprintln(os.Stderr, "greeting server:", err)
+		os.Exit(2)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "greeting server:", err)
 		os.Exit(1)
 	}
@@ -32,7 +40,13 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) erro
 	port := fs.Int("port", 0, "port to listen on (0: any free port)")
 	ns := fs.String("ns", "", "name server host:port (default: $GOPYRO_NS_HOST:$GOPYRO_NS_PORT, else 127.0.0.1:9090)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())}
 	}
 	nsc, err := nameserver.Locate(ctx, nameserver.At(*ns))
 	if err != nil {
@@ -49,3 +63,6 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) erro
 	}
 	return s.Wait()
 }
+
+// usageError is bad command-line use: exit status 2.
+type usageError struct{ error }
