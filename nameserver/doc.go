@@ -9,7 +9,7 @@
 //
 // Registrations live in a [Store]: [NewMemoryStore], or [OpenBoltStore]
 // (the default of "gopyro ns"), which survives restarts. With
-// [Options.AutoClean] the server probes every registered daemon and drops
+// [Config.AutoClean] the server probes every registered daemon and drops
 // registrations whose daemon has been unreachable for longer than that.
 //
 // Clients find a name server with [Locate]: an explicit address, then the

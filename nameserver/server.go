@@ -151,7 +151,7 @@ func (s *Server) Close() error { return s.d.Close() }
 
 // autoclean probes every registered daemon each interval and removes the
 // registrations whose daemon has been unreachable for longer than
-// Options.AutoClean.
+// Config.AutoClean.
 func (s *Server) autoclean(ctx context.Context) {
 	limit := s.opts.AutoClean
 	interval := min(max(limit/4, 20*time.Millisecond), 30*time.Second)

@@ -11,6 +11,6 @@
 // a maximum frame size and refuses compressed frames while the bytes are
 // read off the socket, and [Validate] walks a payload once, without
 // allocating, rejecting lengths that the payload cannot back, excessive
-// nesting and trailing bytes. Only then does [DecodeInto] decode, converting
+// nesting and trailing bytes. Only then does a [Decoder] decode, converting
 // numbers to the declared Go types with range checks.
 package wire
