@@ -422,3 +422,28 @@ func TestNSAddressForms(t *testing.T) {
 		}
 	}
 }
+
+// A store path in a directory that does not exist is an error, not a
+// tree of new directories; the name server's own registration takes no
+// metadata, as it cannot be registered (issue 15, item 27).
+func TestStoreDirAndSelfMetadata(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no", "such", "dir", "ns.db")
+	if _, err := OpenBoltStore(missing); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("OpenBoltStore(%s): %v", missing, err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !os.IsNotExist(err) {
+		t.Fatalf("the directory was created: %v", err)
+	}
+	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
+	p, err := DefaultStorePath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Dir(p)); err != nil || !fi.IsDir() {
+		t.Fatalf("the default directory %s was not made: %v", filepath.Dir(p), err)
+	}
+	_, c := startNS(t)
+	if err := c.SetMetadata(t.Context(), gopyro.NameServerID, "x"); !errors.Is(err, gopyro.ErrInvalid) {
+		t.Fatalf("SetMetadata of the name server's own name: %v", err)
+	}
+}

@@ -259,6 +259,9 @@ func (o *object) Remove(name, prefix, regex string) (int, error) {
 
 // SetMetadata replaces the metadata tags of name.
 func (o *object) SetMetadata(name string, metadata []string) error {
+	if name == o.self {
+		return invalid("%s is the name server's own name", name) // as Register says
+	}
 	e, err := o.get(name)
 	if err != nil {
 		return err

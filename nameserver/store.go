@@ -120,15 +120,20 @@ type BoltStore struct {
 
 var bucket = []byte("names")
 
-// OpenBoltStore opens (creating if needed) the store file at path. It
-// fails, saying what and where, when the file is locked by another name
-// server, corrupt, or cannot be written.
+// OpenBoltStore opens (creating if needed) the store file at path, in a
+// directory that must exist (a mistyped path does not create a tree of
+// directories; [DefaultStoreDir] makes the default one). It fails, saying
+// what and where, when the file is locked by another name server,
+// corrupt, or cannot be written.
 func OpenBoltStore(path string) (*BoltStore, error) {
 	fail := func(what string, err error) (*BoltStore, error) {
 		return nil, &gopyro.Error{Code: gopyro.CodeInvalid, Op: "open store", URI: path, Message: what, Err: err}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fail("cannot create its directory", err)
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a directory", filepath.Dir(path))
+		}
+		return fail("its directory does not exist (create it first)", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -229,6 +234,16 @@ func (s *BoltStore) Close() error { return s.db.Close() }
 // DefaultStorePath is where "gopyro ns" keeps its store unless told:
 // $XDG_STATE_HOME/gopyro/ns.db, or ~/.local/state/gopyro/ns.db.
 func DefaultStorePath() (string, error) {
+	dir, err := DefaultStoreDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "ns.db"), nil
+}
+
+// DefaultStoreDir returns the directory of [DefaultStorePath], creating it
+// (the only directory a name server creates) when missing.
+func DefaultStoreDir() (string, error) {
 	dir := os.Getenv("XDG_STATE_HOME")
 	if dir == "" {
 		home, err := os.UserHomeDir()
@@ -237,5 +252,9 @@ func DefaultStorePath() (string, error) {
 		}
 		dir = filepath.Join(home, ".local", "state")
 	}
-	return filepath.Join(dir, "gopyro", "ns.db"), nil
+	dir = filepath.Join(dir, "gopyro")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("nameserver: cannot create the state directory: %w", err)
+	}
+	return dir, nil
 }
