@@ -188,7 +188,7 @@ func TestRemoteErrors(t *testing.T) {
 		{"unknown method", "Nope", nil, gopyro.CodeNotFound, `no method "Nope"`},
 		{"too few args", "Add", []any{1}, gopyro.CodeArgument, "takes 2 arguments, got 1"},
 		{"too many args", "Echo", []any{"a", "b"}, gopyro.CodeArgument, "takes 1 argument, got 2"},
-		{"wrong type", "Echo", []any{42}, gopyro.CodeArgument, "argument 0 (string)"},
+		{"wrong type", "Echo", []any{42}, gopyro.CodeArgument, "argument 1 (string): want a string, got the integer 42"},
 		{"int8 overflow", "Int8", []any{300}, gopyro.CodeArgument, "300 overflows int8"},
 		{"negative uint", "Uint", []any{-1}, gopyro.CodeArgument, "negative"},
 		{"fraction to int", "Add", []any{1.5, 2}, gopyro.CodeArgument, "not an integer"},

@@ -202,3 +202,49 @@ func TestBindStream(t *testing.T) {
 		t.Fatalf("Bind of an iter.Seq field: %v", err)
 	}
 }
+
+type taker struct{}
+
+func (taker) Take(p *proxy.Proxy) string { return p.URI().String() }
+func (taker) Half(x float64) float64     { return x / 2 }
+
+// Errors say what was wanted and what came, never the codec's codes;
+// arguments and results are told apart and counted from 1 (issue 15,
+// item 6).
+func TestReadableDecodeErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testutil.ServeOn(t, ln)
+	u, err := d.Register(taker{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.NewURI(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, c := range []struct {
+		method string
+		arg    any
+		want   string
+	}{
+		{"Take", 42, "argument 1 (*proxy.Proxy): want an object reference (pass a daemon.Ref or a *proxy.Proxy), got the integer 42"},
+		{"Half", "abc", `argument 1 (float64): want a number, got the string "abc"`},
+	} {
+		_, err := p.Call(t.Context(), c.method, c.arg)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "msgpack") {
+			t.Errorf("%s(%v): %v; want %q", c.method, c.arg, err, c.want)
+		}
+	}
+	res, err := p.Call(t.Context(), "Half", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if err := res.Decode(&s); err == nil || !strings.Contains(err.Error(), "result 1 (string): want a string, got the number 1.5") {
+		t.Errorf("decoding a float result into a string: %v", err)
+	}
+}

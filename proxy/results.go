@@ -45,6 +45,7 @@ func (r *Results) decoder(aliasing bool) (*wire.Decoder, error) {
 	if err != nil {
 		return nil, r.malformed(err)
 	}
+	d.Results()
 	return d, nil
 }
 

@@ -133,8 +133,13 @@ func TestDecodeConversions(t *testing.T) {
 		{uint64(math.MaxUint64), reflect.TypeFor[int64](), "overflows int64"},
 		{2.5, reflect.TypeFor[int](), "not an integer"},
 		{1e39, reflect.TypeFor[float32](), "overflows float32"},
-		{"x", reflect.TypeFor[int](), "want a number"},
-		{1, reflect.TypeFor[string](), "argument 0 (string)"},
+		// Mismatches are said in the caller's terms, never the codec's
+		// (issue 15, item 6).
+		{"x", reflect.TypeFor[int](), `argument 1 (int): want an integer, got the string "x"`},
+		{1, reflect.TypeFor[string](), "argument 1 (string): want a string, got the integer 1"},
+		{[]int{1}, reflect.TypeFor[float64](), "want a number, got a list of 1"},
+		{map[string]int{"a": 1}, reflect.TypeFor[[]int](), "want a list, got a map of 1"},
+		{"x", reflect.TypeFor[map[string]int](), `want a map, got the string "x"`},
 		{[]int{1, 2, 3}, reflect.TypeFor[[2]int](), "got 3 elements"},
 		{[]int{1, 1000}, reflect.TypeFor[[]int8](), "element 1: value 1000 overflows int8"},
 	}
