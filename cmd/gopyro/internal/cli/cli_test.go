@@ -816,3 +816,49 @@ func TestUnixSocketCLI(t *testing.T) {
 		t.Fatalf("a second echo on a live socket: %v", err)
 	}
 }
+
+// A command interrupted by SIGINT exits 130 (issue 15, item 11); a server
+// stopped by it drains and exits 0 (TestProcesses).
+func TestInterruptedExit130(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	read := make(chan struct{}, 1)
+	go func() { // accepts, reads the request, never answers
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				var b [1]byte
+				if _, err := c.Read(b[:]); err == nil {
+					read <- struct{}{}
+				}
+				_, _ = io.Copy(io.Discard, c)
+				_ = c.Close()
+			}()
+		}
+	}()
+	cmd := exec.CommandContext(t.Context(), buildBinary(t), "call", "--timeout", "0", "PYRO:x@"+ln.Addr().String(), "m")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-read: // the call is in flight
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call never reached the peer")
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit after SIGINT: %v", err)
+	}
+}
