@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,7 @@ import (
 const cudaWorker = "gopyro-cuda"
 
 func gpuCmd(e *env) *cobra.Command {
+	var grace time.Duration
 	var backend, name, nsAddr, host, token, maxMem, sessMem, maxArray string
 	var port, maxArrays int
 	var noNS bool
@@ -91,17 +93,16 @@ Examples:
 			if err != nil {
 				return err
 			}
-			errc := make(chan error, 1)
-			go func() { errc <- d.Serve(ctx, ln) }()
-			select {
-			case <-d.Ready():
-			case err := <-errc:
+			ctx, stop := context.WithCancel(ctx)
+			defer stop()
+			wait, err := startServing(ctx, d, ln, grace)
+			if err != nil {
 				return err
 			}
 			uri, err := s.Register(d)
 			if err != nil {
-				d.Close()
-				return errors.Join(err, <-errc)
+				stop()
+				return errors.Join(err, wait())
 			}
 			if !noNS {
 				lopts := []nameserver.LocateOption{nameserver.WithProxyOptions(proxy.WithToken(token))}
@@ -114,9 +115,8 @@ Examples:
 					defer ns.Close()
 				}
 				if err != nil {
-					d.Close()
-					<-errc
-					return fmt.Errorf("registering %s with the name server: %w (or pass --no-ns)", name, err)
+					stop()
+					return errors.Join(fmt.Errorf("registering %s with the name server: %w (or pass --no-ns)", name, err), wait())
 				}
 				defer func() {
 					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultWriteTimeout)
@@ -135,7 +135,7 @@ Examples:
 			if !noNS {
 				fmt.Fprintf(e.stdout, "registered as %s: clients dial PYRONAME:%s\n", name, name)
 			}
-			return <-errc
+			return wait()
 		},
 	}
 	f := cmd.Flags()
@@ -150,6 +150,7 @@ Examples:
 	f.StringVar(&sessMem, "session-memory", "", "bound on one session's arrays (default: --max-memory)")
 	f.StringVar(&maxArray, "max-array", "", "bound on one array (default: --session-memory)")
 	f.IntVar(&maxArrays, "max-arrays", gpu.DefaultMaxArrays, "most arrays one session holds")
+	graceFlag(f, &grace)
 	daemonOpts = daemonFlags(f)
 	return cmd
 }
