@@ -862,3 +862,17 @@ func TestInterruptedExit130(t *testing.T) {
 		t.Fatalf("exit after SIGINT: %v", err)
 	}
 }
+
+// A demo whose client fails says why on the client's own line (issue 15,
+// item 29).
+func TestDemoFailurePrefixed(t *testing.T) {
+	out, _, err := run(t, "demo", "greeting", "--name", "")
+	if ExitCode(err) != 1 || !strings.Contains(out, "[client] error: ") || !strings.Contains(out, "tell me your name first") {
+		t.Fatalf("demo greeting --name '': %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(line, "[") {
+			t.Errorf("a line without its part: %q", line)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -96,7 +97,8 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	srv, err := nameserver.New()
+	// The name server's warnings, if any, print as its part's lines.
+	srv, err := nameserver.New(nameserver.WithLogger(slog.New(slog.NewTextHandler(nsOut, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
 		return err
 	}
@@ -125,9 +127,19 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 			err = errors.Join(err, w())
 		}
 	}()
-	listen := func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
-
 	client := out.part("client")
+	if err := runScenario(ctx, scenario, name, python, ns, out, client, sctx, &waits); err != nil {
+		// The failure is the client's line, like everything it prints.
+		fmt.Fprintf(client, "error: %v\n", err)
+		return fmt.Errorf("demo %s failed (its client's last line says why)", scenario)
+	}
+	return nil
+}
+
+// runScenario starts scenario's servers (their waits go into waits) and
+// runs its client.
+func runScenario(ctx context.Context, scenario, name, python string, ns *nameserver.Client, out *prefixer, client io.Writer, sctx context.Context, waits *[]func() error) (err error) {
+	listen := func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 	switch scenario {
 	case "greeting":
 		l, err := listen()
@@ -138,7 +150,7 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 		if err != nil {
 			return err
 		}
-		waits = append(waits, s.Wait)
+		*waits = append(*waits, s.Wait)
 		// The name arrives as if typed at a terminal, which echoes it.
 		typed := io.TeeReader(strings.NewReader(name+"\n"), client)
 		return greeting.Client(ctx, ns, typed, client)
@@ -152,7 +164,7 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 			if err != nil {
 				return err
 			}
-			waits = append(waits, s.Wait)
+			*waits = append(*waits, s.Wait)
 		}
 		return chain.Client(ctx, ns, client)
 	case "shop":
@@ -164,7 +176,7 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 		if err != nil {
 			return err
 		}
-		waits = append(waits, s.Wait)
+		*waits = append(*waits, s.Wait)
 		return shop.Client(ctx, ns, client)
 	case "interop":
 		e := &interop.Env{Python: python, NS: ns, Out: func(part string) io.Writer { return out.part(part) }}
@@ -180,7 +192,7 @@ func runDemo(ctx context.Context, scenario, name string, stdout io.Writer) (err 
 		if err != nil {
 			return err
 		}
-		waits = append(waits, func() error { return <-errc })
+		*waits = append(*waits, func() error { return <-errc })
 		u, err := gopyro.Parse(uri)
 		if err != nil {
 			return err
