@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,16 +44,23 @@ type Client struct {
 }
 
 // Connect opens a session on the classic server at addr ("host",
-// "host:port" or "", meaning 127.0.0.1; the port defaults to 18812).
+// "host:port", "./u:PATH" for a unix socket, or "", meaning 127.0.0.1;
+// the port defaults to 18812).
 // opts configure the connection: proxy.WithToken, proxy.WithTLS,
 // proxy.WithTimeout (a bound for calls whose context has none),
 // proxy.WithConnectTimeout.
 func Connect(ctx context.Context, addr string, opts ...proxy.Option) (*Client, error) {
-	host, port, err := splitAddr(addr)
-	if err != nil {
-		return nil, err
+	var u gopyro.URI
+	if path, ok := strings.CutPrefix(addr, "./u:"); ok && path != "" {
+		u = gopyro.URI{Scheme: gopyro.SchemePyro, Object: ObjectID, Socket: path}
+	} else {
+		host, port, err := splitAddr(addr)
+		if err != nil {
+			return nil, err
+		}
+		u = gopyro.NewPyroURI(ObjectID, host, port)
 	}
-	p, err := proxy.NewURI(gopyro.NewPyroURI(ObjectID, host, port), opts...)
+	p, err := proxy.NewURI(u, opts...)
 	if err != nil {
 		return nil, err
 	}

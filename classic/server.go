@@ -210,6 +210,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// Shutdown stops taking new sessions and calls, lets the calls in flight
+// finish (or ctx end), then closes the server as Close does.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	d := s.d
+	s.mu.Unlock()
+	var err error
+	if d != nil {
+		err = d.Shutdown(ctx)
+	}
+	return errors.Join(err, s.Close())
+}
+
 // Close stops the server: connections close and every worker is killed.
 func (s *Server) Close() error {
 	s.once.Do(func() {

@@ -27,6 +27,7 @@ import (
 
 func classicCmd(e *env) *cobra.Command {
 	var host, token, certFile, keyFile, memory string
+	var grace time.Duration
 	var port, maxSessions, warm, maxConns int
 	var idle, callTimeout time.Duration
 	var allowRemote bool
@@ -82,30 +83,28 @@ Examples:
 			if tlsCfg != nil {
 				opts = append(opts, daemon.WithTLS(tlsCfg))
 			}
-			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			ln, err := listen(host, port)
 			if err != nil {
 				return err
 			}
 			s := classic.NewServer(cfg, opts...)
-			errc := make(chan error, 1)
-			go func() { errc <- s.Serve(cmd.Context(), ln) }()
-			select {
-			case <-s.Ready():
-			case err := <-errc:
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			wait, err := startServing(ctx, s, ln, grace)
+			if err != nil {
 				return err
 			}
 			uri, err := s.URI()
 			if err != nil {
-				s.Close()
-				<-errc
-				return err
+				stop()
+				return errors.Join(err, wait())
 			}
 			fmt.Fprintf(e.stdout, "%s\nclassic server on %s: up to %d sessions, each a worker process; Ctrl-C stops it\n", uri, s.Addr(), maxSessions)
-			return <-errc
+			return wait()
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&host, "host", "127.0.0.1", "address to bind (anything but loopback needs --allow-remote and --token or TLS)")
+	f.StringVar(&host, "host", "127.0.0.1", "address to bind, or ./u:PATH for a unix socket (anything but loopback or a socket needs --allow-remote and --token or TLS)")
 	f.IntVarP(&port, "port", "p", classic.DefaultPort, "port to bind (0: any free port)")
 	tokenFlag(f, &token, "shared secret clients must present")
 	f.StringVar(&certFile, "tls-cert", "", "TLS certificate file (PEM); with --tls-key the server speaks TLS")
@@ -118,6 +117,7 @@ Examples:
 		"bound on each execute/eval/call without an earlier client deadline (negative: none)")
 	f.StringVar(&memory, "worker-memory", "1GiB", "memory cap of each worker process (e.g. 512MiB, 2GiB)")
 	f.IntVar(&warm, "warm", classic.DefaultWarm, "workers started ahead of time so a new session does not wait for one (0: none)")
+	graceFlag(f, &grace)
 	cmd.AddCommand(classicWorkerCmd(), classicExecCmd(e), classicEvalCmd(e), classicShellCmd(e))
 	return cmd
 }
@@ -125,7 +125,7 @@ Examples:
 // checkClassicBind refuses a non-loopback bind without an explicit
 // --allow-remote and a token or TLS.
 func checkClassicBind(host string, allowRemote, secured bool) error {
-	if host == "localhost" {
+	if host == "localhost" || strings.HasPrefix(host, "./u:") { // a unix socket is local
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {

@@ -130,3 +130,20 @@ func TestClassicDemo(t *testing.T) {
 		}
 	}
 }
+
+// The classic server serves on a unix socket too, and its clients reach it
+// there (issue 15, item 3).
+func TestClassicUnixSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	bin := buildBinary(t) // the workers are this binary
+	sock := "./u:" + filepath.Join(t.TempDir(), "classic.sock")
+	_, uri, _, _ := startProcess(t, bin, "classic", "--host", sock, "--warm", "0")
+	if !strings.HasSuffix(uri, "@"+sock) {
+		t.Fatalf("classic URI = %s", uri)
+	}
+	if out := testutil.Run(t, nil, bin, "classic", "eval", "--addr", sock, "6*7"); strings.TrimSpace(out) != "42" {
+		t.Fatalf("eval over the socket = %q", out)
+	}
+}
