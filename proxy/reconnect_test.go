@@ -248,3 +248,26 @@ func TestReadableDecodeErrors(t *testing.T) {
 		t.Errorf("decoding a float result into a string: %v", err)
 	}
 }
+
+// Decoding a stream as a plain value says to read it as a stream (issue
+// 15, item 6).
+func TestDecodeStreamSaysStream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testutil.ServeOn(t, ln)
+	u, err := d.Register(counter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.NewURI(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = proxy.Call[[]int](t.Context(), p, "Count", 3)
+	if err == nil || !strings.Contains(err.Error(), "read it with proxy.Stream") || strings.Contains(err.Error(), "msgpack") {
+		t.Fatalf("decoding a stream into []int: %v", err)
+	}
+}

@@ -117,7 +117,11 @@ func (d *Decoder) Next(index int, v reflect.Value) error {
 		if strings.Contains(ae.Msg, "msgpack") && start < len(d.src) {
 			// A mismatch found by the codec: say what was wanted and what
 			// came, in the caller's terms, not the codec's.
-			ae.Msg = "want " + wantOf(v.Type()) + ", got " + describeAt(d.src[start:])
+			if isStreamAt(d.src[start:]) {
+				ae.Msg = "the value is a stream: read it with proxy.Stream (or bind a field returning iter.Seq2[T, error])"
+			} else {
+				ae.Msg = "want " + wantOf(v.Type()) + ", got " + describeAt(d.src[start:])
+			}
 		}
 	}
 	return err
@@ -171,6 +175,16 @@ func wantOf(t reflect.Type) string {
 		}
 	}
 	return "a " + t.String()
+}
+
+// isStreamAt reports that b starts with a stream chunk.
+func isStreamAt(b []byte) bool {
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	if c, err := dec.PeekCode(); err != nil || !msgpcode.IsExt(c) {
+		return false
+	}
+	id, _, err := dec.DecodeExtHeader()
+	return err == nil && id == StreamExt
 }
 
 // describeAt says in words what the msgpack value at the start of b is.

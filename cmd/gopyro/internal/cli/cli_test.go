@@ -876,3 +876,24 @@ func TestDemoFailurePrefixed(t *testing.T) {
 		}
 	}
 }
+
+// gopyro echo --name registers under that name, and removes it on exit
+// (issue 15, item 14).
+func TestEchoName(t *testing.T) {
+	nsURI := startServer(t, "ns", "--memory", "--port", "0")
+	ctx, cancel := context.WithCancel(t.Context())
+	var out testutil.Lines
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, []string{"echo", "--name", "my.echo", "--ns", nsURI}, nil, &out, io.Discard) }()
+	uri := out.Wait(t, testutil.Prefix("PYRO:"))
+	if got, _, err := run(t, "nsc", "--ns", nsURI, "lookup", "my.echo"); err != nil || strings.TrimSpace(got) != uri {
+		t.Fatalf("lookup my.echo = %q, %v", got, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, "nsc", "--ns", nsURI, "lookup", "my.echo"); !errors.Is(err, gopyro.ErrNotFound) {
+		t.Fatalf("after exit: %v", err)
+	}
+}

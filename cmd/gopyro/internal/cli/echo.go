@@ -14,7 +14,7 @@ import (
 )
 
 func echoCmd(e *env) *cobra.Command {
-	var host, nsAddr, token string
+	var host, nsAddr, token, name string
 	var port int
 	var verbose, naming bool
 	var grace time.Duration
@@ -75,6 +75,9 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 				stop()
 				return errors.Join(err, wait())
 			}
+			if cmd.Flags().Changed("name") {
+				naming = true
+			}
 			if naming {
 				lopts := []nameserver.LocateOption{nameserver.WithProxyOptions(proxy.WithToken(token))}
 				if nsAddr != "" {
@@ -83,16 +86,16 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 				ns, err := nameserver.Locate(ctx, lopts...)
 				if err == nil {
 					defer ns.Close()
-					err = ns.Register(ctx, echoserver.ID, uri)
+					err = ns.Register(ctx, name, uri)
 				}
 				if err != nil {
 					stop()
-					return errors.Join(fmt.Errorf("registering %s with the name server: %w", echoserver.ID, err), wait())
+					return errors.Join(fmt.Errorf("registering %s with the name server: %w", name, err), wait())
 				}
 				defer func() {
 					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultWriteTimeout)
 					defer cancel()
-					_, _ = ns.Remove(rctx, echoserver.ID)
+					_, _ = ns.Remove(rctx, name)
 				}()
 			}
 			fmt.Fprintln(e.stdout, uri)
@@ -110,7 +113,8 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 	f.StringVar(&host, "host", "127.0.0.1", "address to bind, or ./u:PATH for a unix socket")
 	f.IntVarP(&port, "port", "p", 0, "port to bind (0: any free port)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print each call (Python clients set the verbose attribute)")
-	f.BoolVarP(&naming, "naming", "n", false, "register as "+echoserver.ID+" in the name server (removed on exit)")
+	f.BoolVarP(&naming, "naming", "n", false, "register as "+echoserver.ID+" (or --name) in the name server, removed on exit")
+	f.StringVar(&name, "name", echoserver.ID, "the name to register under (implies --naming)")
 	f.StringVar(&nsAddr, "ns", "", "name server HOST:PORT for --naming (default: $GOPYRO_NS_HOST/$GOPYRO_NS_PORT, then 127.0.0.1:9090)")
 	tokenFlag(f, &token, "shared secret callers must present (Pyro4's HMAC key, Pyro5's handshake); also for the name server")
 	graceFlag(f, &grace)
