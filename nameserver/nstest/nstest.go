@@ -6,7 +6,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"strings"
 	"testing"
 
 	"github.com/gopyro/gopyro/nameserver"
@@ -20,8 +19,9 @@ func Start(tb testing.TB) *nameserver.Client {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// Its log lines go to the test's log, not to stderr.
-	s, err := nameserver.New(nameserver.WithLogger(slog.New(slog.NewTextHandler(tbWriter{tb}, nil))))
+	// Quiet: its goroutines may log after the test ended, where the
+	// test's log would panic.
+	s, err := nameserver.New(nameserver.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -46,13 +46,4 @@ func Start(tb testing.TB) *nameserver.Client {
 		}
 	})
 	return c
-}
-
-// tbWriter writes to a test's log.
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.tb.Helper()
-	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
