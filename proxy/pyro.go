@@ -224,7 +224,13 @@ func (c *pyroClient) exchange(ctx context.Context, m *pyro.Message, oneway bool)
 	dl, _ := ctx.Deadline()
 	_ = c.conn.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer func() {
+		if !stop() {
+			// The cancellation raced the end of the exchange: its past
+			// deadline may land on the next one. Start afresh instead.
+			c.close()
+		}
+	}()
 	fail := func(err error) (*pyro.Message, error) {
 		c.close()
 		if cerr := ctx.Err(); cerr != nil {
