@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -474,7 +473,7 @@ func (panicky) Boom() { panic("boom") }
 // A daemon given no logger logs to slog.Default: a panicking method's
 // stack is not lost (issue 15, item 28).
 func TestDefaultLogger(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.Lines
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
 	defer slog.SetDefault(old)
@@ -494,22 +493,4 @@ func TestDefaultLogger(t *testing.T) {
 	if s := buf.String(); !strings.Contains(s, "method panicked") || !strings.Contains(s, "Boom") {
 		t.Fatalf("the default logger got: %q", s)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

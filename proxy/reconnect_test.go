@@ -159,20 +159,7 @@ func (counter) Count(n int) iter.Seq[int] {
 // over the method's stream; a stream field of another shape is refused at
 // Bind time (issue 15, item 24).
 func TestBindStream(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := testutil.ServeOn(t, ln)
-	u, err := d.Register(counter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := proxy.NewURI(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	d, p := serveObject(t, counter{})
 	var stub struct {
 		Count func(ctx context.Context, n int) iter.Seq2[int, error]
 	}
@@ -212,20 +199,7 @@ func (taker) Half(x float64) float64     { return x / 2 }
 // arguments and results are told apart and counted from 1 (issue 15,
 // item 6).
 func TestReadableDecodeErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := testutil.ServeOn(t, ln)
-	u, err := d.Register(taker{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := proxy.NewURI(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, p := serveObject(t, taker{})
 	for _, c := range []struct {
 		method string
 		arg    any
@@ -252,12 +226,23 @@ func TestReadableDecodeErrors(t *testing.T) {
 // Decoding a stream as a plain value says to read it as a stream (issue
 // 15, item 6).
 func TestDecodeStreamSaysStream(t *testing.T) {
+	_, p := serveObject(t, counter{})
+	_, err := proxy.Call[[]int](t.Context(), p, "Count", 3)
+	if err == nil || !strings.Contains(err.Error(), "read it with proxy.Stream") || strings.Contains(err.Error(), "msgpack") {
+		t.Fatalf("decoding a stream into []int: %v", err)
+	}
+}
+
+// serveObject serves obj on 127.0.0.1 and returns its daemon and a proxy
+// for it, closed when the test ends.
+func serveObject(t *testing.T, obj any) (*daemon.Daemon, *proxy.Proxy) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := testutil.ServeOn(t, ln)
-	u, err := d.Register(counter{})
+	u, err := d.Register(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,9 +250,6 @@ func TestDecodeStreamSaysStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	_, err = proxy.Call[[]int](t.Context(), p, "Count", 3)
-	if err == nil || !strings.Contains(err.Error(), "read it with proxy.Stream") || strings.Contains(err.Error(), "msgpack") {
-		t.Fatalf("decoding a stream into []int: %v", err)
-	}
+	t.Cleanup(func() { p.Close() })
+	return d, p
 }
