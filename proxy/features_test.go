@@ -78,17 +78,8 @@ func (w *Worker) Ticks(ctx context.Context, n int) <-chan int {
 
 func serveWorker(t testing.TB, opts ...daemon.Option) (*Worker, *daemon.Daemon, *proxy.Proxy) {
 	t.Helper()
-	d := testutil.Serve(t, opts...)
 	w := newWorker()
-	u, err := d.Register(w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := proxy.NewURI(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	d, p := serveObject(t, w, opts...)
 	return w, d, p
 }
 

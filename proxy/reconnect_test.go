@@ -90,12 +90,7 @@ func TestFirstCallAfterMove(t *testing.T) {
 // Bind accepts the names the daemon answers to, once the proxy knows the
 // metadata (issue 15, item 20).
 func TestBindAliasAfterMetadata(t *testing.T) {
-	_, addr := serveAt(t, "127.0.0.1:0", "one")
-	p, err := proxy.New("PYRO:g@" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, p := serveObject(t, greeter{"one"})
 	if _, err := p.Metadata(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -235,13 +230,9 @@ func TestDecodeStreamSaysStream(t *testing.T) {
 
 // serveObject serves obj on 127.0.0.1 and returns its daemon and a proxy
 // for it, closed when the test ends.
-func serveObject(t *testing.T, obj any) (*daemon.Daemon, *proxy.Proxy) {
+func serveObject(t testing.TB, obj any, opts ...daemon.Option) (*daemon.Daemon, *proxy.Proxy) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := testutil.ServeOn(t, ln)
+	d := testutil.Serve(t, opts...)
 	u, err := d.Register(obj)
 	if err != nil {
 		t.Fatal(err)

@@ -172,6 +172,17 @@ func serve(t *testing.T) (calcURI gopyro.URI, nsPort int, d *daemon.Daemon) {
 	return u, nsc.URI().Port, d
 }
 
+// serveCalc serves a bare calc as "calc" on loopback until the test ends.
+func serveCalc(t *testing.T, opts ...daemon.Option) (*daemon.Daemon, gopyro.URI) {
+	t.Helper()
+	d := testutil.Serve(t, opts...)
+	u, err := d.Register(&calc{}, daemon.WithID("calc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, u
+}
+
 // want is what client.py prints, per serializer where it differs.
 func want(proto, ser, calcURI string, nsPort int) []string {
 	ex := func(cls, msg, code string) string { return "raised " + cls + " " + msg + " " + code }
@@ -324,16 +335,7 @@ func failText(t *testing.T, m *pyro.Message) string {
 // TestPyroHostile: what a broken or hostile Pyro client sends gets Pyro's
 // own refusal, and the daemon goes on serving.
 func TestPyroHostile(t *testing.T) {
-	ctx := t.Context()
-	d, err := daemon.Start(ctx, "", daemon.WithToken("s3cret"), daemon.WithMaxMessageSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	u, err := d.Register(&calc{}, daemon.WithID("calc"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, u := serveCalc(t, daemon.WithToken("s3cret"), daemon.WithMaxMessageSize(64<<10))
 	addr := u.Address()
 	key := []byte("s3cret")
 
@@ -402,15 +404,7 @@ func TestPyroHostile(t *testing.T) {
 // cancels the call's context and frees its connection.
 func TestPythonKilledMidCall(t *testing.T) {
 	py := python(t, "Pyro4")
-	d, err := daemon.Start(t.Context(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	u, err := d.Register(&calc{}, daemon.WithID("calc"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, u := serveCalc(t)
 	cmd := exec.Command(py[0], "-c", "import Pyro4, sys; print(Pyro4.Proxy(sys.argv[1]).slow(120))", u.String())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -427,15 +421,7 @@ func TestPythonKilledMidCall(t *testing.T) {
 // TestPythonToken: a daemon's token is Pyro4's HMAC key and Pyro5's
 // handshake; a Python client without it is refused.
 func TestPythonToken(t *testing.T) {
-	d, err := daemon.Start(t.Context(), "", daemon.WithToken("s3cret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	u, err := d.Register(&calc{}, daemon.WithID("calc"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, u := serveCalc(t, daemon.WithToken("s3cret"))
 	scripts := map[string]string{
 		"4": `import Pyro4, sys
 p = Pyro4.Proxy(sys.argv[1]); p._pyroHmacKey = b"s3cret"; print(p.add(1, 2))
