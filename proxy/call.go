@@ -21,6 +21,13 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 // Call calls method with args and returns its results, to be decoded with
 // [Results.Decode]. A remote error is a *gopyro.Error with Remote set.
 func (p *Proxy) Call(ctx context.Context, method string, args ...any) (*Results, error) {
+	if p.knownPyro() { // Python values are made in its own send: no msgpack
+		rep, err := p.do(ctx, request{method: method, args: args})
+		if err != nil {
+			return nil, err
+		}
+		return rep.results(p, method), nil
+	}
 	enc := wire.NewEncoder()
 	defer enc.Release() // after the send, which writes the bytes out
 	enc.Scatter()       // large []byte arguments are written from where they are
@@ -41,6 +48,10 @@ func (p *Proxy) Call(ctx context.Context, method string, args ...any) (*Results,
 // Oneway sends a call without waiting for its reply or learning whether it
 // succeeded. It returns once the call was written (or failed to be).
 func (p *Proxy) Oneway(ctx context.Context, method string, args ...any) error {
+	if p.knownPyro() {
+		_, err := p.do(ctx, request{method: method, args: args, oneway: true})
+		return err
+	}
 	enc := wire.NewEncoder()
 	defer enc.Release()
 	if err := enc.EncodeArray(args...); err != nil {
@@ -151,6 +162,15 @@ func (p *Proxy) send(ctx context.Context, r request) (reply, error) {
 
 // sendWire does r on a gopyro daemon.
 func (p *Proxy) sendWire(ctx context.Context, cl *wire.Client, t gopyro.URI, r request) (reply, error) {
+	if r.payload == nil && r.segs == nil {
+		// Made for a Python daemon, and the address turned out not to be
+		// one any more: encode the arguments now.
+		b, err := wire.EncodeArray(r.args...)
+		if err != nil {
+			return reply{}, &gopyro.Error{Code: gopyro.CodeArgument, Op: r.op(), URI: p.where(t), Err: err}
+		}
+		r.payload = b
+	}
 	md := make(map[string]string, 6)
 	md[wire.MetaObject] = t.Object
 	if r.object != "" {

@@ -70,7 +70,15 @@ func (p *Proxy) learnPyro(cl *wire.Client, t gopyro.URI, version uint16) error {
 	return errSpeaksPyro
 }
 
-// pyroFor returns the Pyro protocol t's daemon speaks; nil if it is not
+// knownPyro reports that the proxy's target is known to be a Python
+// daemon: its calls need no gopyro encoding.
+func (p *Proxy) knownPyro() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.target.IsZero() && p.pyroForLocked(p.target) != nil
+}
+
+// pyroForLocked returns the Pyro protocol t's daemon speaks; nil if it is not
 // known to be a Python daemon. Called with p.mu held.
 func (p *Proxy) pyroForLocked(t gopyro.URI) *pyro.Protocol {
 	if p.py.proto != nil && p.py.addr == t.Address() {

@@ -147,7 +147,11 @@ type Future struct {
 // ctx is done.
 func (p *Proxy) Go(ctx context.Context, method string, args ...any) *Future {
 	f := &Future{done: make(chan struct{})}
-	payload, err := wire.EncodeArray(args...)
+	var payload []byte
+	var err error
+	if !p.knownPyro() {
+		payload, err = wire.EncodeArray(args...)
+	}
 	if err != nil {
 		f.err = &gopyro.Error{Code: gopyro.CodeArgument, Op: "call " + method, URI: p.uri.String(), Err: err}
 		close(f.done)
