@@ -51,7 +51,6 @@ type Client struct {
 	peeked    bool             // guarded by mu
 	lastReply time.Time        // when the last reply arrived; guarded by mu
 	seq       atomic.Uint64
-	answered  atomic.Bool // a reply frame arrived: the peer is a gopyro daemon
 
 	mu      sync.Mutex
 	pending map[uint64]chan<- Reply // guarded by mu
@@ -271,7 +270,11 @@ func (c *Client) peerClosed() bool {
 // Answered reports that a reply arrived on the connection: the peer is a
 // gopyro daemon (a Python Pyro daemon answers a gopyro frame with a
 // refusal that fails the connection with a *PyroPeerError).
-func (c *Client) Answered() bool { return c.answered.Load() }
+func (c *Client) Answered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.lastReply.IsZero()
+}
 
 // Broken reports that the connection has ended.
 func (c *Client) Broken() bool {
@@ -334,7 +337,6 @@ func (c *Client) read() {
 			c.fail(err)
 			return
 		}
-		c.answered.Store(true)
 		seq := h.Seq()
 		if seq == 0 && h.MessageStatusType() == protocol.Error {
 			// The daemon refused the connection itself (RefusalFrame).
