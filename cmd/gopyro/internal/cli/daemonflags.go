@@ -13,7 +13,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/gopyro/gopyro"
 	"github.com/gopyro/gopyro/daemon"
+	"github.com/gopyro/gopyro/nameserver"
+	"github.com/gopyro/gopyro/proxy"
 )
 
 // daemonFlags adds the flags every server shares to f and returns a
@@ -127,4 +130,29 @@ func listen(host string, port int) (net.Listener, error) {
 		return nil, err
 	}
 	return net.Listen("unix", path)
+}
+
+// registerName registers uri as name with the name server at nsAddr (the
+// environment's or the default one when empty), presenting token, and
+// returns the function that removes the name again and closes the client.
+func registerName(ctx context.Context, nsAddr, token, name string, uri gopyro.URI) (unregister func(), err error) {
+	opts := []nameserver.LocateOption{nameserver.WithProxyOptions(proxy.WithToken(token))}
+	if nsAddr != "" {
+		opts = append(opts, nameserver.At(nsAddr))
+	}
+	ns, err := nameserver.Locate(ctx, opts...)
+	if err == nil {
+		if err = ns.Register(ctx, name, uri); err != nil {
+			ns.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registering %s with the name server: %w", name, err)
+	}
+	return func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultWriteTimeout)
+		defer cancel()
+		_, _ = ns.Remove(rctx, name)
+		ns.Close()
+	}, nil
 }

@@ -8,8 +8,6 @@ import (
 
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/echoserver"
-	"github.com/gopyro/gopyro/nameserver"
-	"github.com/gopyro/gopyro/proxy"
 	"github.com/spf13/cobra"
 )
 
@@ -79,24 +77,12 @@ With --naming it registers itself in the name server as ` + echoserver.ID + `
 				naming = true
 			}
 			if naming {
-				lopts := []nameserver.LocateOption{nameserver.WithProxyOptions(proxy.WithToken(token))}
-				if nsAddr != "" {
-					lopts = append(lopts, nameserver.At(nsAddr))
-				}
-				ns, err := nameserver.Locate(ctx, lopts...)
-				if err == nil {
-					defer ns.Close()
-					err = ns.Register(ctx, name, uri)
-				}
+				unregister, err := registerName(ctx, nsAddr, token, name, uri)
 				if err != nil {
 					stop()
-					return errors.Join(fmt.Errorf("registering %s with the name server: %w", name, err), wait())
+					return errors.Join(err, wait())
 				}
-				defer func() {
-					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultWriteTimeout)
-					defer cancel()
-					_, _ = ns.Remove(rctx, name)
-				}()
+				defer unregister()
 			}
 			fmt.Fprintln(e.stdout, uri)
 			go func() {

@@ -14,8 +14,6 @@ import (
 	"github.com/gopyro/gopyro/daemon"
 	"github.com/gopyro/gopyro/gpu"
 	"github.com/gopyro/gopyro/gpu/cpu"
-	"github.com/gopyro/gopyro/nameserver"
-	"github.com/gopyro/gopyro/proxy"
 )
 
 // cudaWorker is the name of the CUDA backend's worker program.
@@ -105,24 +103,12 @@ Examples:
 				return errors.Join(err, wait())
 			}
 			if !noNS {
-				lopts := []nameserver.LocateOption{nameserver.WithProxyOptions(proxy.WithToken(token))}
-				if nsAddr != "" {
-					lopts = append(lopts, nameserver.At(nsAddr))
-				}
-				ns, err := nameserver.Locate(ctx, lopts...)
-				if err == nil {
-					err = ns.Register(ctx, name, uri)
-					defer ns.Close()
-				}
+				unregister, err := registerName(ctx, nsAddr, token, name, uri)
 				if err != nil {
 					stop()
-					return errors.Join(fmt.Errorf("registering %s with the name server: %w (or pass --no-ns)", name, err), wait())
+					return errors.Join(fmt.Errorf("%w (or pass --no-ns)", err), wait())
 				}
-				defer func() {
-					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), daemon.DefaultWriteTimeout)
-					defer cancel()
-					_, _ = ns.Remove(rctx, name)
-				}()
+				defer unregister()
 			}
 			info := s.Info()
 			fmt.Fprintln(e.stdout, uri)
